@@ -1,0 +1,45 @@
+//! The runtime's errors. Each says what was attempted, on which path, and what to do about it.
+
+use std::path::PathBuf;
+
+use crate::profile::ProfileError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("invalid job: {0}")]
+    InvalidSpec(String),
+    /// A feature the profile requires (or that the job needs) cannot be enforced on this host.
+    #[error("refusing to run: {feature} is required but {reason}")]
+    Refused { feature: String, reason: String },
+    /// Something the profile asks for that this version does not build yet; never ignored.
+    #[error("refusing to run: {0}")]
+    Unsupported(String),
+    #[error("could not {what} ({path}): {source}")]
+    Io {
+        what: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{call} => {errno}")]
+    Sys {
+        call: String,
+        errno: nix::errno::Errno,
+    },
+    /// `sandbox` itself got SIGINT/SIGTERM/SIGHUP; the job was killed and cleaned up.
+    #[error("interrupted by signal {signal}; the job was killed")]
+    Interrupted { signal: i32 },
+    /// The jail failed while setting itself up, before the command ran.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+}
+
+impl SandboxError {
+    pub fn sys(call: impl Into<String>, errno: nix::errno::Errno) -> Self {
+        SandboxError::Sys {
+            call: call.into(),
+            errno,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! What this host can enforce, probed without changing anything: used to refuse profiles whose
+//! `require` cannot be met, and by `sandbox doctor`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::native::cgroups::CgroupHost;
+use crate::native::landlock::kernel_abi;
+use crate::profile::{self, Feature, NetworkMode};
+
+pub struct HostFacts {
+    pub landlock_abi: Option<i32>,
+    pub seccomp: bool,
+    pub cgroup: Result<CgroupHost, String>,
+    /// Whether this user may create user namespaces (needed when not root).
+    pub user_namespaces: Result<(), String>,
+    pub overlayfs: bool,
+}
+
+impl HostFacts {
+    pub fn probe() -> HostFacts {
+        HostFacts {
+            landlock_abi: kernel_abi(),
+            seccomp: seccomp_available(),
+            cgroup: CgroupHost::detect(),
+            user_namespaces: user_namespaces(),
+            overlayfs: std::fs::read_to_string("/proc/filesystems")
+                .map(|text| text.lines().any(|line| line.ends_with("\toverlay")))
+                .unwrap_or(false),
+        }
+    }
+
+    /// Why `feature` is unavailable, or `None` when it is there.
+    pub fn missing(&self, feature: Feature) -> Option<String> {
+        match feature {
+            Feature::Landlock => self.landlock_abi.is_none().then(|| {
+                "this kernel has no landlock (CONFIG_SECURITY_LANDLOCK, lsm=landlock)".into()
+            }),
+            Feature::Cgroup => self.cgroup.as_ref().err().cloned(),
+            Feature::Seccomp => {
+                (!self.seccomp).then(|| "this kernel has no seccomp filters".into())
+            }
+            Feature::Netns => None,
+            Feature::Userns => self.user_namespaces.as_ref().err().cloned(),
+        }
+    }
+}
+
+fn seccomp_available() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|text| text.lines().any(|line| line.starts_with("Seccomp:")))
+        .unwrap_or(false)
+}
+
+fn user_namespaces() -> Result<(), String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|text| text.trim().to_owned())
+    };
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Err("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0")
+        && !nix::unistd::geteuid().is_root()
+    {
+        return Err(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+                .into(),
+        );
+    }
+    if !Path::new("/proc/self/ns/user").exists() {
+        return Err("this kernel has no user namespaces".into());
+    }
+    Ok(())
+}
+
+/// `sandbox doctor`: the host's isolation features and which built-in profiles can run here.
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    pub kernel: String,
+    pub uid: u32,
+    pub landlock_abi: Option<i32>,
+    pub seccomp: bool,
+    pub cgroup: FeatureState,
+    pub user_namespaces: FeatureState,
+    pub overlayfs: bool,
+    pub docker: FeatureState,
+    pub profiles: Vec<ProfileReadiness>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FeatureState {
+    pub available: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileReadiness {
+    pub name: String,
+    pub runnable: bool,
+    pub missing: Vec<String>,
+}
+
+pub fn doctor() -> DoctorReport {
+    let facts = HostFacts::probe();
+    let profiles = profile::BUILTINS
+        .iter()
+        .map(|(name, _)| {
+            let missing = match profile::load_with_search_path(name, &[]) {
+                Ok(resolved) => readiness(&facts, &resolved.profile),
+                Err(error) => vec![error.to_string()],
+            };
+            ProfileReadiness {
+                name: (*name).to_owned(),
+                runnable: missing.is_empty(),
+                missing,
+            }
+        })
+        .collect();
+    DoctorReport {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uid: nix::unistd::geteuid().as_raw(),
+        landlock_abi: facts.landlock_abi,
+        seccomp: facts.seccomp,
+        cgroup: match &facts.cgroup {
+            Ok(host) => FeatureState {
+                available: true,
+                detail: format!("{} (memory, pids, cpu)", host.version.name()),
+            },
+            Err(reason) => FeatureState {
+                available: false,
+                detail: reason.clone(),
+            },
+        },
+        user_namespaces: match &facts.user_namespaces {
+            Ok(()) => FeatureState {
+                available: true,
+                detail: "available".into(),
+            },
+            Err(reason) => FeatureState {
+                available: false,
+                detail: reason.clone(),
+            },
+        },
+        overlayfs: facts.overlayfs,
+        docker: docker_socket(),
+        profiles,
+    }
+}
+
+/// What keeps a profile from running here on the native backend (empty: it runs).
+fn readiness(facts: &HostFacts, profile: &profile::Profile) -> Vec<String> {
+    let mut missing: Vec<String> = profile
+        .process
+        .require
+        .iter()
+        .filter_map(|feature| {
+            facts
+                .missing(*feature)
+                .map(|why| format!("{feature}: {why}"))
+        })
+        .collect();
+    if profile.network.mode == NetworkMode::Allowlist {
+        missing.push("network allowlist: the egress proxy is not built yet".into());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        if let Err(why) = &facts.user_namespaces {
+            missing.push(format!("userns: {why}"));
+        }
+    }
+    missing
+}
+
+fn docker_socket() -> FeatureState {
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let present = Path::new(&socket).exists();
+    FeatureState {
+        available: false,
+        detail: if present {
+            format!("socket {socket} present; the docker backend is not part of this build yet")
+        } else {
+            format!(
+                "no engine socket at {socket}; the docker backend is not part of this build yet"
+            )
+        },
+    }
+}

@@ -1,0 +1,571 @@
+//! The native backend: a jail built from namespaces, a read-only root, landlock, cgroups,
+//! rlimits and seccomp, with no daemon. This file is the supervisor side: it plans, starts the
+//! jail, enforces wall time, collects output and turns what happened into the Outcome.
+
+pub mod cgroups;
+mod jail;
+pub mod landlock;
+pub mod mounts;
+pub mod seccomp;
+mod sys;
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+
+use crate::error::SandboxError;
+use crate::host::HostFacts;
+use crate::outcome::{
+    Isolation, LimitKind, NetworkReport, Outcome, Status, WorkspaceReport, OUTCOME_SCHEMA,
+};
+use crate::profile::{Feature, NetworkMode, WorkspaceMode};
+use crate::spec::{JobSpec, OutputMode};
+
+use self::cgroups::{CgroupStats, JobCgroup};
+use self::jail::{JailPlan, Report};
+use self::landlock::LandlockPlan;
+use self::mounts::MountPlan;
+use self::seccomp::SeccompPlan;
+
+/// Signals that end the job early; the supervisor cleans up and exits 128+N.
+const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Runs `spec` in a native jail. Must be called while the process has a single thread (see
+/// `sys::clone_into_namespaces`); the CLI does.
+pub fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxError> {
+    refuse_unbuilt_features(spec)?;
+    let host = HostFacts::probe();
+    check_requirements(spec, &host)?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    let cgroup = match &host.cgroup {
+        Ok(cgroup_host) => Some(cgroup_host.create(&spec.id, &spec.limits)?),
+        Err(_) => None,
+    };
+    let result = run_in_cgroup(spec, rootless, cgroup.as_ref(), backend_reason);
+    let removed = cgroup.map(JobCgroup::remove).transpose();
+    let mut outcome = result?;
+    if let Err(error) = removed {
+        outcome.notes.push(format!("cleanup: {error}"));
+    }
+    Ok(outcome)
+}
+
+fn refuse_unbuilt_features(spec: &JobSpec) -> Result<(), SandboxError> {
+    if spec.workspace_mode == WorkspaceMode::Scratch {
+        return Err(SandboxError::Unsupported(
+            "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
+        ));
+    }
+    if spec.network == NetworkMode::Allowlist {
+        return Err(SandboxError::Unsupported(
+            "network mode `allowlist` (the egress proxy) is not built yet; use `none` or `host`"
+                .into(),
+        ));
+    }
+    if !spec.secrets.is_empty() {
+        return Err(SandboxError::Unsupported(format!(
+            "secrets ({}) are not delivered by this build; remove them from the profile",
+            spec.secrets.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn check_requirements(spec: &JobSpec, host: &HostFacts) -> Result<(), SandboxError> {
+    for feature in &spec.require {
+        let missing = match feature {
+            Feature::Netns => (spec.network == NetworkMode::Host).then(|| {
+                "the network mode is `host`, which shares the host's network namespace".into()
+            }),
+            other => host.missing(*other),
+        };
+        if let Some(reason) = missing {
+            return Err(SandboxError::Refused {
+                feature: feature.to_string(),
+                reason,
+            });
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        if let Err(reason) = &host.user_namespaces {
+            return Err(SandboxError::Refused {
+                feature: "userns".into(),
+                reason: format!("{reason}; without root, the native backend needs it"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn run_in_cgroup(
+    spec: &JobSpec,
+    rootless: bool,
+    cgroup: Option<&JobCgroup>,
+    backend_reason: String,
+) -> Result<Outcome, SandboxError> {
+    let mounts = MountPlan::new(spec, Path::new("/"))?;
+    let (report_read, report_write) = pipe()?;
+    let (stdout_read, stdout_write) = pipe()?;
+    let (stderr_read, stderr_write) = pipe()?;
+    let mut writable: Vec<PathBuf> = spec.tmpfs.iter().map(|(path, _)| path.clone()).collect();
+    let tmpfs = writable.clone();
+    if spec.workspace_mode == WorkspaceMode::Rw {
+        writable.push(spec.workspace_mount.clone());
+    }
+    writable.extend(spec.read_write.iter().cloned());
+    let plan = JailPlan {
+        command: cstrings(spec.command.iter().map(String::as_bytes), "command")?,
+        env: cstrings(
+            spec.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}").into_bytes()),
+            "environment",
+        )?,
+        search_path: spec
+            .env
+            .iter()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, path)| std::env::split_paths(path).collect())
+            .unwrap_or_default(),
+        mounts,
+        landlock: LandlockPlan {
+            writable,
+            devices: ["null", "zero", "full", "random", "urandom", "tty"]
+                .iter()
+                .map(|name| Path::new("/dev").join(name))
+                .collect(),
+            deny_tcp: spec.network != NetworkMode::Host,
+            required: spec.require.contains(&Feature::Landlock),
+        },
+        seccomp: SeccompPlan::build(spec.seccomp)?,
+        limits: spec.limits.clone(),
+        user: spec.user,
+        outer_ids: rootless.then(|| (nix::unistd::geteuid(), nix::unistd::getegid())),
+        cgroup_procs: cgroup.map(JobCgroup::procs_files).unwrap_or_default(),
+        loopback: spec.network != NetworkMode::Host,
+        tmpfs,
+        stdout: stdout_write,
+        stderr: stderr_write,
+        report: report_write,
+    };
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if spec.network != NetworkMode::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if rootless {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+
+    // Block the terminating signals before the clone, so that one arriving now is handled by
+    // the signal thread (killing the jail, removing the cgroup) rather than killing us outright.
+    let mut terminating = SigSet::empty();
+    TERMINATING
+        .iter()
+        .for_each(|signal| terminating.add(*signal));
+    let mut old_mask = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&terminating),
+        Some(&mut old_mask),
+    )
+    .map_err(|e| SandboxError::sys("pthread_sigmask(BLOCK)", e))?;
+
+    let started = Instant::now();
+    let cloned = sys::clone_into_namespaces(&mut || jail::init(&plan), flags);
+    let JailPlan {
+        stdout,
+        stderr,
+        report,
+        ..
+    } = plan;
+    drop((stdout, stderr, report));
+    let pid = match cloned {
+        Ok(pid) => pid,
+        Err(error) => {
+            let _ =
+                nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+            return Err(error);
+        }
+    };
+
+    let budget = Arc::new(AtomicU64::new(spec.limits.output.0));
+    let readers = [
+        spawn_reader(
+            stdout_read,
+            spec.output,
+            Arc::clone(&budget),
+            Stream::Stdout,
+        ),
+        spawn_reader(
+            stderr_read,
+            spec.output,
+            Arc::clone(&budget),
+            Stream::Stderr,
+        ),
+    ];
+    let (events, event_queue) = mpsc::channel();
+    let waiter_events = events.clone();
+    std::thread::spawn(move || {
+        let _ = waiter_events.send(Event::Exited(sys::wait4(pid)));
+    });
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signal_thread = spawn_signal_watcher(terminating, events, Arc::clone(&done));
+
+    let deadline = started + spec.limits.wall_time.0;
+    let mut timed_out = false;
+    let mut interrupted = None;
+    let exit = loop {
+        let event =
+            match event_queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    timed_out = true;
+                    let _ = kill(pid, Signal::SIGKILL);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(SandboxError::Setup("lost track of the jail's init".into()))
+                }
+            };
+        match event {
+            Event::Exited(exit) => break exit,
+            Event::Signal(signal) => {
+                interrupted = Some(signal);
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+        }
+    };
+    let duration = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let _ = signal_thread.join();
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    let exit = exit?;
+    let [stdout, stderr] = readers.map(|reader| reader.join().unwrap_or_default());
+    let reports = read_reports(report_read);
+    if let Some(signal) = interrupted {
+        return Err(SandboxError::Interrupted {
+            signal: signal as i32,
+        });
+    }
+
+    let mut applied = None;
+    let mut finished = None;
+    for report in reports {
+        match report {
+            Report::Failed {
+                message,
+                refused: Some(feature),
+            } => {
+                return Err(SandboxError::Refused {
+                    feature,
+                    reason: message,
+                })
+            }
+            Report::Failed {
+                message,
+                refused: None,
+            } => return Err(SandboxError::Setup(message)),
+            Report::Applied {
+                landlock_abi,
+                seccomp,
+            } => applied = Some((landlock_abi, seccomp)),
+            Report::Finished { .. } => finished = Some(report),
+        }
+    }
+    let stats = cgroup.map(JobCgroup::stats).unwrap_or_default();
+    let mut outcome = Outcome {
+        schema: OUTCOME_SCHEMA.into(),
+        id: spec.id.clone(),
+        profile: spec.profile.clone(),
+        backend: "native".into(),
+        backend_reason,
+        command: spec.command.clone(),
+        status: Status::Exited,
+        exit_code: 0,
+        signal: None,
+        duration_ms: duration.as_secs_f64() * 1000.0,
+        cpu_ms: exit.cpu.as_secs_f64() * 1000.0,
+        peak_memory_bytes: stats.peak_memory.or(Some(exit.max_rss_bytes)),
+        limits_hit: Vec::new(),
+        isolation: isolation(spec, rootless, cgroup, applied),
+        network: NetworkReport {
+            mode: spec.network,
+            events: Vec::new(),
+        },
+        secrets: Vec::new(),
+        redactions: 0,
+        workspace: WorkspaceReport {
+            mode: spec.workspace_mode,
+            path: spec.workspace.display().to_string(),
+            committed: false,
+            added: Vec::new(),
+            modified: Vec::new(),
+            deleted: Vec::new(),
+        },
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        stdout: (spec.output == OutputMode::Capture)
+            .then(|| String::from_utf8_lossy(&stdout.bytes).into_owned()),
+        stderr: (spec.output == OutputMode::Capture)
+            .then(|| String::from_utf8_lossy(&stderr.bytes).into_owned()),
+        notes: Vec::new(),
+    };
+    decide_status(&mut outcome, spec, timed_out, finished, stats)?;
+    Ok(outcome)
+}
+
+/// Sets status, exit code, signal and `limits_hit` from what the jail and the cgroup saw.
+fn decide_status(
+    outcome: &mut Outcome,
+    spec: &JobSpec,
+    timed_out: bool,
+    finished: Option<Report>,
+    stats: CgroupStats,
+) -> Result<(), SandboxError> {
+    let mut hit = Vec::new();
+    if stats.oom_kills > 0 {
+        hit.push(LimitKind::Memory);
+        outcome.notes.push(format!(
+            "the kernel's OOM killer ended {} process(es) at the {} memory limit",
+            stats.oom_kills, spec.limits.memory
+        ));
+    }
+    if stats.pids_max_hits > 0 {
+        hit.push(LimitKind::Pids);
+        outcome.notes.push(format!(
+            "{} fork(s) failed at the limit of {} processes",
+            stats.pids_max_hits, spec.limits.pids
+        ));
+    }
+    if outcome.stdout_truncated || outcome.stderr_truncated {
+        hit.push(LimitKind::Output);
+        outcome.notes.push(format!(
+            "output beyond {} was dropped; the job ran on",
+            spec.limits.output
+        ));
+    }
+    let (exit_code, signal, full, no_inodes) = match finished {
+        Some(Report::Finished {
+            exit_code,
+            signal,
+            full_tmpfs,
+            exhausted_inodes,
+        }) => (exit_code, signal, full_tmpfs, exhausted_inodes),
+        _ => (None, None, Vec::new(), Vec::new()),
+    };
+    if !full.is_empty() {
+        hit.push(LimitKind::Disk);
+        outcome
+            .notes
+            .push(format!("tmpfs full: {}", display_paths(&full)));
+    }
+    if !no_inodes.is_empty() {
+        hit.push(LimitKind::Files);
+        outcome.notes.push(format!(
+            "tmpfs out of inodes: {}",
+            display_paths(&no_inodes)
+        ));
+    }
+    let (status, code) = if timed_out {
+        hit.push(LimitKind::WallTime);
+        outcome.notes.push(format!(
+            "killed at the wall-time limit of {}",
+            spec.limits.wall_time
+        ));
+        (Status::TimedOut, 124)
+    } else if let Some(code) = exit_code {
+        (Status::Exited, code)
+    } else if let Some(signal) = signal {
+        outcome.signal = Some(signal);
+        let status = match Signal::try_from(signal) {
+            Ok(Signal::SIGKILL) if stats.oom_kills > 0 => Status::OomKilled,
+            Ok(Signal::SIGXCPU) => {
+                hit.push(LimitKind::CpuTime);
+                Status::LimitExceeded
+            }
+            Ok(Signal::SIGKILL)
+                if outcome.cpu_ms >= spec.limits.cpu_time.0.as_secs_f64() * 1000.0 =>
+            {
+                hit.push(LimitKind::CpuTime);
+                Status::LimitExceeded
+            }
+            Ok(Signal::SIGXFSZ) => {
+                hit.push(LimitKind::FileSize);
+                Status::LimitExceeded
+            }
+            _ => Status::Signaled,
+        };
+        (status, 128 + signal)
+    } else if stats.oom_kills > 0 {
+        // The OOM killer took the jail's init itself, which ends the whole jail.
+        outcome.signal = Some(Signal::SIGKILL as i32);
+        (Status::OomKilled, 128 + Signal::SIGKILL as i32)
+    } else {
+        return Err(SandboxError::Setup(
+            "the jail's init ended without reporting how the job ended".into(),
+        ));
+    };
+    hit.sort();
+    hit.dedup();
+    outcome.status = status;
+    outcome.exit_code = code;
+    outcome.limits_hit = hit;
+    Ok(())
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn isolation(
+    spec: &JobSpec,
+    rootless: bool,
+    cgroup: Option<&JobCgroup>,
+    applied: Option<(Option<i32>, bool)>,
+) -> Isolation {
+    let mut namespaces = vec!["mount", "pid", "ipc", "uts", "cgroup"];
+    if spec.network != NetworkMode::Host {
+        namespaces.push("net");
+    }
+    if rootless {
+        namespaces.push("user");
+    }
+    Isolation {
+        user_ns: rootless,
+        namespaces: namespaces.into_iter().map(str::to_owned).collect(),
+        landlock_abi: applied.and_then(|(abi, _)| abi),
+        seccomp: applied.is_some_and(|(_, seccomp)| seccomp),
+        cgroup: cgroup.map(|c| c.version.name().to_owned()),
+        net: spec.network,
+        readonly_root: true,
+        no_new_privs: applied.is_some(),
+        capabilities_dropped: applied.is_some(),
+        uid: spec.user.uid,
+        gid: spec.user.gid,
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::sys("pipe2(O_CLOEXEC)", e))
+}
+
+fn cstrings<I, B>(items: I, what: &str) -> Result<Vec<CString>, SandboxError>
+where
+    I: IntoIterator<Item = B>,
+    B: Into<Vec<u8>>,
+{
+    items
+        .into_iter()
+        .map(|item| {
+            CString::new(item)
+                .map_err(|_| SandboxError::InvalidSpec(format!("the {what} contains a NUL byte")))
+        })
+        .collect()
+}
+
+enum Event {
+    Exited(Result<sys::Exit, SandboxError>),
+    Signal(Signal),
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// Drains one output pipe until every writer is gone. Streaming forwards everything; capturing
+/// keeps at most what is left of the shared budget and drops the rest, so a job printing
+/// gigabytes neither blocks nor grows our memory.
+fn spawn_reader(
+    pipe: OwnedFd,
+    mode: OutputMode,
+    budget: Arc<AtomicU64>,
+    stream: Stream,
+) -> std::thread::JoinHandle<Captured> {
+    std::thread::spawn(move || {
+        let mut source = std::fs::File::from(pipe);
+        let mut captured = Captured::default();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut forwarding = true;
+        loop {
+            let count = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(count) => count,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let chunk = &buffer[..count];
+            match mode {
+                OutputMode::Stream if forwarding => {
+                    let written = match stream {
+                        Stream::Stdout => std::io::stdout().lock().write_all(chunk),
+                        Stream::Stderr => std::io::stderr().lock().write_all(chunk),
+                    };
+                    // A closed stdout (`| head`) must not stall the job: keep draining.
+                    forwarding = written.is_ok();
+                }
+                OutputMode::Stream => {}
+                OutputMode::Capture => {
+                    let granted = take_budget(&budget, count as u64) as usize;
+                    captured.bytes.extend_from_slice(&chunk[..granted]);
+                    captured.truncated |= granted < count;
+                }
+            }
+        }
+        captured
+    })
+}
+
+fn take_budget(budget: &AtomicU64, wanted: u64) -> u64 {
+    let mut granted = 0;
+    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        granted = left.min(wanted);
+        Some(left - granted)
+    });
+    granted
+}
+
+/// Waits for a terminating signal (blocked in every thread) until the job is done.
+fn spawn_signal_watcher(
+    set: SigSet,
+    events: mpsc::Sender<Event>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::Relaxed) {
+            if let Some(signal) = sys::wait_signal(&set, Duration::from_millis(50)) {
+                let _ = events.send(Event::Signal(signal));
+            }
+        }
+    })
+}
+
+fn read_reports(pipe: OwnedFd) -> Vec<Report> {
+    let mut text = String::new();
+    let _ = std::fs::File::from(pipe).read_to_string(&mut text);
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}

@@ -1,0 +1,585 @@
+//! The jail's filesystem: planned as data in the supervisor, applied by the jail's init inside
+//! its new mount namespace.
+//!
+//! The new root is a tmpfs of our own holding one bind mount per top-level host directory, each
+//! made read-only (recursively, with `mount_setattr`) the moment it is mounted. Every mount
+//! point created after that is created in a tmpfs of ours: a missing mount point inside a host
+//! directory fails with EROFS instead of being created on the host. As in bubblewrap, the host
+//! root is first moved to `/oldroot` of a scratch tmpfs so that mount sources stay reachable
+//! even when a tmpfs of the job covers them (a workspace in /tmp, say).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, mkdir, pivot_root};
+
+use crate::error::SandboxError;
+use crate::profile::WorkspaceMode;
+use crate::spec::JobSpec;
+
+/// Where the scratch tmpfs is mounted in the jail's namespace; its contents never reach the host.
+const BASE: &str = "/tmp";
+const NEW_ROOT: &str = "/newroot";
+const OLD_ROOT: &str = "/oldroot";
+/// Device nodes a job gets; everything else in /dev is absent.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Host top-level entries never bound: replaced by our own, or never useful.
+const NOT_FROM_HOST: [&str; 5] = ["proc", "dev", "sys", "tmp", "lost+found"];
+/// Parts of /proc that expose or change the host (the list Docker and runc mask).
+const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+const PROC_MASKED: [&str; 6] = [
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "kmsg",
+    "latency_stats",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// A top-level host directory, bound recursively and made read-only at once.
+    HostDir {
+        name: String,
+    },
+    /// A top-level host file, bound read-only.
+    HostFile {
+        name: String,
+    },
+    /// A top-level host symlink (`/bin -> usr/bin`), recreated.
+    HostSymlink {
+        name: String,
+        target: PathBuf,
+    },
+    Proc,
+    Sysfs,
+    Dev,
+    Tmpfs {
+        target: PathBuf,
+        size: u64,
+        inodes: u64,
+    },
+    /// A host path bound at `target` (host paths are read below `/oldroot`).
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        writable: bool,
+    },
+    /// An empty, read-only directory over a host directory.
+    HideDir {
+        target: PathBuf,
+    },
+    /// An empty, unreadable file over a host file or socket.
+    HideFile {
+        target: PathBuf,
+    },
+}
+
+/// The whole filesystem of a job, in the order it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    pub ops: Vec<MountOp>,
+    pub workdir: PathBuf,
+}
+
+impl MountPlan {
+    /// Plans the jail's filesystem. Reads the host's `/` (top-level entries, and what hidden
+    /// paths resolve to) but changes nothing.
+    pub fn new(spec: &JobSpec, host_root: &Path) -> Result<MountPlan, SandboxError> {
+        let mut ops = Vec::new();
+        let entries = std::fs::read_dir(host_root).map_err(|source| SandboxError::Io {
+            what: "list the host root".into(),
+            path: host_root.to_owned(),
+            source,
+        })?;
+        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+        names.sort_by_key(|entry| entry.file_name());
+        for entry in names {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if NOT_FROM_HOST.contains(&name.as_str()) {
+                continue;
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if file_type.is_symlink() {
+                if let Ok(target) = std::fs::read_link(entry.path()) {
+                    ops.push(MountOp::HostSymlink { name, target });
+                }
+            } else if file_type.is_dir() {
+                ops.push(MountOp::HostDir { name });
+            } else if file_type.is_file() {
+                ops.push(MountOp::HostFile { name });
+            }
+        }
+        ops.extend([MountOp::Proc, MountOp::Sysfs, MountOp::Dev]);
+        let inodes = spec.limits.files;
+        for (target, size) in &spec.tmpfs {
+            ops.push(MountOp::Tmpfs {
+                target: target.clone(),
+                size: size.0.min(spec.limits.disk.0),
+                inodes,
+            });
+        }
+        // Hidden paths first, so that extra mounts below a hidden directory land in its tmpfs.
+        let mut hidden: Vec<(PathBuf, bool)> = spec
+            .hide
+            .iter()
+            .filter_map(|path| resolve_on_host(host_root, path))
+            .collect();
+        hidden.sort();
+        hidden.dedup();
+        for (target, is_dir) in hidden {
+            ops.push(if is_dir {
+                MountOp::HideDir { target }
+            } else {
+                MountOp::HideFile { target }
+            });
+        }
+        for (paths, writable) in [(&spec.read_only, false), (&spec.read_write, true)] {
+            for path in paths {
+                ops.push(MountOp::Bind {
+                    source: path.clone(),
+                    target: path.clone(),
+                    writable,
+                });
+            }
+        }
+        if spec.workspace_mount == Path::new("/") {
+            return Err(SandboxError::InvalidSpec(
+                "filesystem.workspace.mount must not be `/`".into(),
+            ));
+        }
+        ops.push(MountOp::Bind {
+            source: spec.workspace.clone(),
+            target: spec.workspace_mount.clone(),
+            writable: spec.workspace_mode == WorkspaceMode::Rw,
+        });
+        Ok(MountPlan {
+            ops,
+            workdir: spec.workspace_mount.clone(),
+        })
+    }
+
+    /// Builds the new root and pivots into it. Runs in the jail's init, in its own mount
+    /// namespace, before any job code.
+    pub fn apply(&self) -> Result<(), SandboxError> {
+        let rw = MsFlags::empty();
+        mount_fs(
+            "none",
+            "/",
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        )?;
+        mount_fs(
+            "tmpfs",
+            BASE,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755,size=1m"),
+        )?;
+        chdir(BASE).map_err(|e| SandboxError::sys(format!("chdir({BASE})"), e))?;
+        for dir in ["newroot", "oldroot"] {
+            make_dir(Path::new(dir))?;
+        }
+        pivot_root(".", "oldroot").map_err(|e| SandboxError::sys("pivot_root(., oldroot)", e))?;
+        chdir("/").map_err(|e| SandboxError::sys("chdir(/)", e))?;
+        mount_fs(
+            "tmpfs",
+            NEW_ROOT,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | rw,
+            Some("mode=0755,size=1m"),
+        )?;
+        std::fs::write("/hidden", b"").map_err(|source| SandboxError::Io {
+            what: "create the placeholder for hidden files".into(),
+            path: "/hidden".into(),
+            source,
+        })?;
+        let mut read_only_at_end = vec![PathBuf::from(NEW_ROOT)];
+        for op in &self.ops {
+            apply_op(op, &mut read_only_at_end)?;
+        }
+        for target in read_only_at_end.iter().rev() {
+            remount_read_only(target)?;
+        }
+        umount2(OLD_ROOT, MntFlags::MNT_DETACH)
+            .map_err(|e| SandboxError::sys("umount2(/oldroot)", e))?;
+        // The runc way to leave the scratch tmpfs behind: pivot onto the new root with the old
+        // one stacked beneath it, then detach the old one.
+        chdir(NEW_ROOT).map_err(|e| SandboxError::sys("chdir(/newroot)", e))?;
+        pivot_root(".", ".").map_err(|e| SandboxError::sys("pivot_root(., .)", e))?;
+        umount2(".", MntFlags::MNT_DETACH)
+            .map_err(|e| SandboxError::sys("umount2(old root)", e))?;
+        chdir(&self.workdir)
+            .map_err(|e| SandboxError::sys(format!("chdir({})", self.workdir.display()), e))
+    }
+}
+
+fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), SandboxError> {
+    let new = |path: &Path| Path::new(NEW_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+    let old = |path: &Path| Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+    let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    match op {
+        MountOp::HostDir { name } => {
+            let target = new(Path::new(name));
+            make_dir(&target)?;
+            bind(&old(Path::new(name)), &target, true)?;
+            set_read_only_recursive(&target)?;
+        }
+        MountOp::HostFile { name } => {
+            let target = new(Path::new(name));
+            make_file(&target)?;
+            bind(&old(Path::new(name)), &target, false)?;
+            set_read_only_recursive(&target)?;
+        }
+        MountOp::HostSymlink { name, target } => {
+            std::os::unix::fs::symlink(target, new(Path::new(name))).map_err(|source| {
+                SandboxError::Io {
+                    what: format!("recreate the symlink to {}", target.display()),
+                    path: new(Path::new(name)),
+                    source,
+                }
+            })?;
+        }
+        MountOp::Proc => {
+            let target = new(Path::new("proc"));
+            make_dir(&target)?;
+            mount_fs(
+                "proc",
+                &target,
+                Some("proc"),
+                nosuid_nodev | MsFlags::MS_NOEXEC,
+                None,
+            )?;
+            for entry in PROC_READ_ONLY {
+                let path = target.join(entry);
+                if path.exists() {
+                    bind(&path, &path, true)?;
+                    set_read_only_recursive(&path)?;
+                }
+            }
+            for entry in PROC_MASKED {
+                let path = target.join(entry);
+                if path.exists() {
+                    bind(Path::new("/hidden"), &path, false)?;
+                    set_read_only_recursive(&path)?;
+                }
+            }
+        }
+        MountOp::Sysfs => {
+            // A fresh sysfs shows the job's own network namespace (only `lo`), not the host's.
+            let target = new(Path::new("sys"));
+            make_dir(&target)?;
+            let flags = nosuid_nodev | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+            if mount_fs("sysfs", &target, Some("sysfs"), flags, None).is_err() {
+                mount_fs(
+                    "tmpfs",
+                    &target,
+                    Some("tmpfs"),
+                    flags,
+                    Some("size=4k,mode=0555"),
+                )?;
+            }
+        }
+        MountOp::Dev => {
+            let dev = new(Path::new("dev"));
+            make_dir(&dev)?;
+            mount_fs(
+                "tmpfs",
+                &dev,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("mode=0755,size=64k"),
+            )?;
+            for device in DEVICES {
+                let target = dev.join(device);
+                make_file(&target)?;
+                bind(&old(&Path::new("/dev").join(device)), &target, false)?;
+            }
+            for (link, to) in [
+                ("fd", "/proc/self/fd"),
+                ("stdin", "/proc/self/fd/0"),
+                ("stdout", "/proc/self/fd/1"),
+                ("stderr", "/proc/self/fd/2"),
+            ] {
+                std::os::unix::fs::symlink(to, dev.join(link)).map_err(|source| {
+                    SandboxError::Io {
+                        what: "create a /dev symlink".into(),
+                        path: dev.join(link),
+                        source,
+                    }
+                })?;
+            }
+            make_dir(&dev.join("shm"))?;
+            read_only_at_end.push(dev);
+        }
+        MountOp::Tmpfs {
+            target,
+            size,
+            inodes,
+        } => {
+            let target = new(target);
+            make_dir_all(&target)?;
+            let options = format!("mode=1777,size={size},nr_inodes={inodes}");
+            mount_fs(
+                "tmpfs",
+                &target,
+                Some("tmpfs"),
+                nosuid_nodev,
+                Some(&options),
+            )?;
+        }
+        MountOp::Bind {
+            source,
+            target,
+            writable,
+        } => {
+            let target = new(target);
+            let source = old(source);
+            if source.is_dir() {
+                make_dir_all(&target)?;
+            } else {
+                make_file(&target)?;
+            }
+            bind(&source, &target, true)?;
+            if !writable {
+                set_read_only_recursive(&target)?;
+            }
+        }
+        MountOp::HideDir { target } => {
+            let target = new(target);
+            if target.is_dir() {
+                mount_fs(
+                    "tmpfs",
+                    &target,
+                    Some("tmpfs"),
+                    nosuid_nodev | MsFlags::MS_NOEXEC,
+                    Some("mode=0755,size=64k"),
+                )?;
+                read_only_at_end.push(target);
+            }
+        }
+        MountOp::HideFile { target } => {
+            let target = new(target);
+            if target.symlink_metadata().is_ok() {
+                bind(Path::new("/hidden"), &target, false)?;
+                set_read_only_recursive(&target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a hidden path really is on the host (following symlinks such as /var/run -> /run), and
+/// whether it is a directory; `None` when it does not exist or leaves the root.
+fn resolve_on_host(host_root: &Path, path: &Path) -> Option<(PathBuf, bool)> {
+    let on_host = host_root.join(path.strip_prefix("/").unwrap_or(path));
+    let canonical = std::fs::canonicalize(&on_host).ok()?;
+    let inside = canonical.strip_prefix(host_root).ok()?;
+    let is_dir = canonical.is_dir();
+    Some((Path::new("/").join(inside), is_dir))
+}
+
+fn mount_fs(
+    source: &str,
+    target: impl AsRef<Path>,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), SandboxError> {
+    let target = target.as_ref();
+    mount(Some(source), target, fstype, flags, data).map_err(|e| {
+        SandboxError::sys(
+            format!(
+                "mount({source}, {}, {}, {flags:?}, {})",
+                target.display(),
+                fstype.unwrap_or("-"),
+                data.unwrap_or("-")
+            ),
+            e,
+        )
+    })
+}
+
+fn bind(source: &Path, target: &Path, recursive: bool) -> Result<(), SandboxError> {
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(source), target, None::<&str>, flags, None::<&str>).map_err(|e| {
+        SandboxError::sys(
+            format!("bind mount {} on {}", source.display(), target.display()),
+            e,
+        )
+    })
+}
+
+/// Makes a mount and every mount below it read-only, nosuid and nodev-preserving, in one call.
+/// A plain `MS_REMOUNT|MS_RDONLY` would leave submounts (a host /dev/shm, say) writable.
+fn set_read_only_recursive(target: &Path) -> Result<(), SandboxError> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    let path = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| SandboxError::Setup(format!("{} contains a NUL byte", target.display())))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a valid NUL-terminated string and `attr` a properly laid-out
+    // `struct mount_attr` that outlives the call; the kernel only reads both.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if result != 0 {
+        let errno = nix::errno::Errno::last();
+        return Err(SandboxError::sys(
+            format!("mount_setattr({}, AT_RECURSIVE, RDONLY) (Linux 5.12+ is needed for a read-only root)", target.display()),
+            errno,
+        ));
+    }
+    Ok(())
+}
+
+fn remount_read_only(target: &Path) -> Result<(), SandboxError> {
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .map_err(|e| SandboxError::sys(format!("remount {} read-only", target.display()), e))
+}
+
+fn make_dir(path: &Path) -> Result<(), SandboxError> {
+    match mkdir(path, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(e) => Err(mount_point_error(path, e)),
+    }
+}
+
+fn make_dir_all(path: &Path) -> Result<(), SandboxError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        make_dir_all(parent)?;
+    }
+    make_dir(path)
+}
+
+fn make_file(path: &Path) -> Result<(), SandboxError> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        make_dir_all(parent)?;
+    }
+    std::fs::File::create(path).map(drop).map_err(|e| {
+        mount_point_error(
+            path,
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })
+}
+
+fn mount_point_error(path: &Path, errno: nix::errno::Errno) -> SandboxError {
+    let shown = path
+        .strip_prefix(NEW_ROOT)
+        .map(|p| Path::new("/").join(p))
+        .unwrap_or(path.to_owned());
+    if errno == nix::errno::Errno::EROFS {
+        return SandboxError::Setup(format!(
+            "cannot create the mount point {} inside the read-only host root: mount it at a \
+             path that exists on the host, or at a new top-level directory",
+            shown.display()
+        ));
+    }
+    SandboxError::sys(format!("mkdir({})", shown.display()), errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::load_with_search_path;
+    use crate::spec::{OutputMode, Overrides};
+
+    fn spec(profile: &str) -> JobSpec {
+        let resolved = load_with_search_path(profile, &[]).unwrap();
+        let overrides = Overrides {
+            workspace: Some(std::env::temp_dir()),
+            ..Overrides::default()
+        };
+        JobSpec::new(
+            &resolved,
+            overrides,
+            vec!["true".into()],
+            OutputMode::Capture,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plan_binds_host_dirs_and_replaces_proc_dev_sys_tmp() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["usr", "etc", "proc", "tmp", "home"] {
+            std::fs::create_dir(root.path().join(dir)).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
+        let plan = MountPlan::new(&spec("strict"), root.path()).unwrap();
+        assert!(plan.ops.contains(&MountOp::HostDir { name: "usr".into() }));
+        assert!(plan.ops.contains(&MountOp::HostSymlink {
+            name: "bin".into(),
+            target: "usr/bin".into()
+        }));
+        assert!(!plan.ops.contains(&MountOp::HostDir {
+            name: "proc".into()
+        }));
+        assert!(!plan.ops.contains(&MountOp::HostDir { name: "tmp".into() }));
+        assert!(plan.ops.contains(&MountOp::HideDir {
+            target: "/home".into()
+        }));
+        let workspace = plan.ops.last().unwrap();
+        assert!(
+            matches!(
+                workspace,
+                MountOp::Bind {
+                    writable: false,
+                    ..
+                }
+            ),
+            "strict workspace is read-only"
+        );
+    }
+
+    #[test]
+    fn hidden_symlinks_resolve_to_their_target_and_missing_paths_are_skipped() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("run")).unwrap();
+        std::fs::create_dir_all(root.path().join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", root.path().join("var/run")).unwrap();
+        let root_path = std::fs::canonicalize(root.path()).unwrap();
+        assert_eq!(
+            resolve_on_host(&root_path, Path::new("/var/run")),
+            Some(("/run".into(), true))
+        );
+        assert_eq!(resolve_on_host(&root_path, Path::new("/nope")), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! The resolved `JobSpec`: a profile plus the caller's overrides, checked, with host paths made
+//! absolute. Backends take nothing else.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::SandboxError;
+use crate::profile::{
+    BackendChoice, ByteSize, Feature, HumanDuration, Limits, NetworkMode, ResolvedProfile,
+    SeccompMode, UserSpec, WorkspaceMode,
+};
+
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub id: String,
+    pub profile: String,
+    pub backend: BackendChoice,
+    pub command: Vec<String>,
+    /// The host directory mounted as the workspace (canonical).
+    pub workspace: PathBuf,
+    pub workspace_mount: PathBuf,
+    pub workspace_mode: WorkspaceMode,
+    pub tmpfs: Vec<(PathBuf, ByteSize)>,
+    pub hide: Vec<PathBuf>,
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    pub network: NetworkMode,
+    pub limits: Limits,
+    pub user: UserSpec,
+    /// The job's whole environment: nothing of the host's leaks in but `env.pass`.
+    pub env: Vec<(String, String)>,
+    pub seccomp: SeccompMode,
+    pub require: Vec<Feature>,
+    pub secrets: Vec<String>,
+    pub output: OutputMode,
+}
+
+/// How the job's stdout and stderr reach the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Forwarded live to our own stdout/stderr.
+    Stream,
+    /// Kept (up to `limits.output` in all) for the Outcome.
+    Capture,
+}
+
+/// What a caller may override on top of the profile (the CLI's flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub backend: Option<BackendChoice>,
+    pub workspace: Option<PathBuf>,
+    pub workspace_mode: Option<WorkspaceMode>,
+    pub timeout: Option<HumanDuration>,
+    pub memory: Option<ByteSize>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+    pub env: Vec<(String, String)>,
+}
+
+impl JobSpec {
+    pub fn new(
+        resolved: &ResolvedProfile,
+        overrides: Overrides,
+        command: Vec<String>,
+        output: OutputMode,
+    ) -> Result<JobSpec, SandboxError> {
+        if command.is_empty() {
+            return Err(SandboxError::InvalidSpec(
+                "no command given: write it after `--`, e.g. `sandbox exec -- sh -c 'id'`".into(),
+            ));
+        }
+        let profile = &resolved.profile;
+        let mut limits = profile.limits.clone();
+        if let Some(timeout) = overrides.timeout {
+            limits.wall_time = timeout;
+        }
+        if let Some(memory) = overrides.memory {
+            limits.memory = memory;
+        }
+        if let Some(cpus) = overrides.cpus {
+            limits.cpus = cpus;
+        }
+        if let Some(pids) = overrides.pids {
+            limits.pids = pids;
+        }
+        check_limits(&limits)?;
+
+        let workspace = match overrides.workspace {
+            Some(dir) => dir,
+            None => std::env::current_dir().map_err(|source| SandboxError::Io {
+                what: "read the current directory (the default workspace)".into(),
+                path: ".".into(),
+                source,
+            })?,
+        };
+        let workspace = canonical_dir(&workspace)?;
+
+        let mut env: Vec<(String, String)> = profile
+            .process
+            .env
+            .pass
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+            .collect();
+        let set = profile
+            .process
+            .env
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()));
+        for (name, value) in set.chain(overrides.env) {
+            check_env_name(&name)?;
+            env.retain(|(existing, _)| *existing != name);
+            env.push((name, value));
+        }
+        if !env.iter().any(|(name, _)| name == "PATH") {
+            env.push((
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ));
+        }
+
+        let fs = &profile.filesystem;
+        let paths = |list: &[crate::profile::AbsolutePath]| {
+            list.iter()
+                .map(|p| p.as_path().to_owned())
+                .collect::<Vec<_>>()
+        };
+        Ok(JobSpec {
+            id: new_job_id(),
+            profile: resolved.name.clone(),
+            backend: overrides.backend.unwrap_or(profile.backend.prefer),
+            command,
+            workspace,
+            workspace_mount: fs.workspace.mount.as_path().to_owned(),
+            workspace_mode: overrides.workspace_mode.unwrap_or(fs.workspace.mode),
+            tmpfs: fs
+                .tmpfs
+                .iter()
+                .map(|(path, size)| (path.as_path().to_owned(), *size))
+                .collect(),
+            hide: paths(&fs.hide),
+            read_only: paths(&fs.read_only),
+            read_write: paths(&fs.read_write),
+            network: profile.network.mode,
+            limits,
+            user: profile.process.user,
+            env,
+            seccomp: profile.process.seccomp,
+            require: profile.process.require.clone(),
+            secrets: profile.secrets.keys().cloned().collect(),
+            output,
+        })
+    }
+}
+
+fn check_limits(limits: &Limits) -> Result<(), SandboxError> {
+    let bad = |what: &str| Err(SandboxError::InvalidSpec(what.into()));
+    if !(limits.cpus.is_finite() && limits.cpus > 0.0) {
+        return bad("limits.cpus must be a positive number of cores, e.g. 0.5 or 2");
+    }
+    if limits.pids == 0 {
+        return bad("limits.pids must be at least 1");
+    }
+    if limits.memory.0 < (4 << 20) {
+        return bad("limits.memory must be at least 4M: nothing runs in less");
+    }
+    if limits.wall_time.0.is_zero() {
+        return bad("limits.wall_time must be longer than 0s");
+    }
+    Ok(())
+}
+
+fn check_env_name(name: &str) -> Result<(), SandboxError> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(SandboxError::InvalidSpec(format!(
+            "`{name}` is not an environment variable name"
+        )));
+    }
+    Ok(())
+}
+
+fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
+    let canonical = std::fs::canonicalize(path).map_err(|source| SandboxError::Io {
+        what: "open the workspace (pass an existing directory with --workspace)".into(),
+        path: path.to_owned(),
+        source,
+    })?;
+    if !canonical.is_dir() {
+        return Err(SandboxError::InvalidSpec(format!(
+            "workspace {} is not a directory",
+            path.display()
+        )));
+    }
+    Ok(canonical)
+}
+
+/// A job id unique on this host: time, pid and a counter, no randomness needed.
+fn new_job_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}-{:x}-{}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

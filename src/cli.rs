@@ -1,0 +1,116 @@
+//! Command-line arguments, raw: `commands` turns them into checked runtime types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sandbox",
+    version,
+    about = "Run untrusted jobs isolated, then gate what they left"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one command in a sandbox and report its Outcome.
+    Exec(ExecArgs),
+    /// List or show profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Show what isolation this host can enforce and which built-in profiles run here.
+    Doctor {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Print the JSON Schema of the Outcome (`sandbox/outcome@1`).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A built-in profile, a name looked up in .sandbox/profiles, ~/.config/sandbox/profiles,
+    /// /etc/sandbox/profiles, or a path to a TOML file.
+    #[arg(long, short = 'p', default_value = "standard")]
+    pub profile: String,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// The directory the job works in (default: the current directory).
+    #[arg(long, short = 'w')]
+    pub workspace: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub workspace_mode: Option<WorkspaceModeArg>,
+    /// Wall-time limit, e.g. 90s or 10m (exit 124 when reached).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Memory limit, e.g. 512M or 2G.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// CPU quota in cores, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Most processes and threads the job may have at once.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// Set a variable in the job: --env NAME=VALUE (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// `text` streams the job's output live; `json` captures it and prints the Outcome.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write the Outcome (JSON) to this file.
+    #[arg(long)]
+    pub result: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List the profiles that can be named, with where each comes from.
+    List,
+    /// Print a profile with `extends` resolved.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Native,
+    Auto,
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WorkspaceModeArg {
+    Ro,
+    Rw,
+    Scratch,
+}
+
+/// `sandbox exec` answers a usage error like any other failure of the sandbox itself (125, as
+/// `docker run` does), so that a caller can tell it from the job's own exit codes; the other
+/// subcommands use 2.
+pub fn usage_exit_code(error: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 2,
+        _ if std::env::args().nth(1).as_deref() == Some("exec") => 125,
+        _ => 2,
+    }
+}

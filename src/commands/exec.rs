@@ -1,0 +1,94 @@
+//! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
+
+use anyhow::Context;
+use sandbox_runtime::profile::{self, BackendChoice, WorkspaceMode};
+use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
+
+use super::print_json;
+use crate::cli::{BackendArg, ExecArgs, OutputFormat, WorkspaceModeArg};
+
+pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
+    let resolved = profile::load(&args.profile)?;
+    let overrides = overrides(&args)?;
+    let output = match args.output {
+        OutputFormat::Text => OutputMode::Stream,
+        OutputFormat::Json => OutputMode::Capture,
+    };
+    let spec = JobSpec::new(&resolved, overrides, args.command, output)?;
+    let outcome = sandbox_runtime::run(&spec)?;
+    if let Some(path) = &args.result {
+        write_result(path, &outcome)?;
+    }
+    match args.output {
+        OutputFormat::Json => print_json(&outcome)?,
+        OutputFormat::Text => explain(&outcome),
+    }
+    Ok(outcome.exit_code.clamp(0, 255) as u8)
+}
+
+fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
+    let flag =
+        |name: &str, message: String| SandboxError::InvalidSpec(format!("--{name}: {message}"));
+    let env = args
+        .env
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| flag("env", format!("`{pair}` is not NAME=VALUE")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Overrides {
+        backend: args.backend.map(|backend| match backend {
+            BackendArg::Native => BackendChoice::Native,
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Docker => BackendChoice::Docker,
+        }),
+        workspace: args.workspace.clone(),
+        workspace_mode: args.workspace_mode.map(|mode| match mode {
+            WorkspaceModeArg::Ro => WorkspaceMode::Ro,
+            WorkspaceModeArg::Rw => WorkspaceMode::Rw,
+            WorkspaceModeArg::Scratch => WorkspaceMode::Scratch,
+        }),
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| flag("timeout", e))?,
+        memory: args
+            .memory
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| flag("memory", e))?,
+        cpus: args.cpus,
+        pids: args.pids,
+        env,
+    })
+}
+
+/// Writes the Outcome next to its destination first, so a reader never sees half a document.
+fn write_result(path: &std::path::Path, outcome: &Outcome) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(outcome)?;
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming onto {}", path.display()))
+}
+
+/// In text mode the job's output was streamed; say why it ended when that was not its choice.
+fn explain(outcome: &Outcome) {
+    if outcome.status != Status::Exited || !outcome.limits_hit.is_empty() {
+        let status = serde_json::to_value(outcome.status).unwrap_or_default();
+        eprintln!(
+            "sandbox: {} (exit {}){}",
+            status.as_str().unwrap_or("ended"),
+            outcome.exit_code,
+            outcome
+                .notes
+                .iter()
+                .map(|note| format!("; {note}"))
+                .collect::<String>()
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! One file per subcommand; each is a short chain of calls into `sandbox-runtime`.
+
+mod doctor;
+mod exec;
+mod profile;
+
+use std::io::Write;
+
+use sandbox_runtime::SandboxError;
+
+use crate::cli::{Cli, Command};
+
+/// Runs a subcommand; the `u8` is the process's exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Exec(args) => exec::run(args),
+        Command::Profile(command) => profile::run(command),
+        Command::Doctor { output } => doctor::run(output),
+        Command::Schema => {
+            print_json(&sandbox_runtime::outcome::outcome_json_schema())?;
+            Ok(0)
+        }
+    }
+}
+
+/// 125 for anything the sandbox itself could not do (DESIGN section 7); a signal that
+/// interrupted `sandbox` gives 128+N like the shell.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<SandboxError>() {
+        Some(SandboxError::Interrupted { signal }) => (128 + signal).clamp(0, 255) as u8,
+        _ => 125,
+    }
+}
+
+/// Prints one JSON document; a closed stdout (`| head`) is not an error.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    print_text(&text)
+}
+
+pub fn print_text(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
