@@ -1,0 +1,171 @@
+//! Helpers for the end-to-end tests: they drive the real `sandbox` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+
+/// The backends the conformance suite runs on. A test is written once, taking a `Backend`,
+/// and listed in `conformance!`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Native,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+        }
+    }
+}
+
+/// Generates one `#[test]` per backend for each listed test function `fn name(Backend)`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod native {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Native) } )*
+        }
+    };
+}
+
+/// A test that cannot run here says why; with SANDBOX_TEST_NO_SKIP=1 (set by scripts/test)
+/// a skip is a failure, so nothing silently stops being tested in CI.
+pub fn skip(reason: &str) {
+    if std::env::var_os("SANDBOX_TEST_NO_SKIP").is_some_and(|v| v == "1") {
+        panic!("would skip, but SANDBOX_TEST_NO_SKIP=1: {reason}");
+    }
+    eprintln!("skipping: {reason}");
+}
+
+/// A temporary workspace directory the job's uid (65534) can write to.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbox-ws-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod workspace");
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.file(name);
+        std::fs::write(&path, contents).expect("write workspace file");
+        path
+    }
+}
+
+/// The result of one `sandbox exec --output json`.
+pub struct Run {
+    pub code: i32,
+    pub outcome: Value,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn status(&self) -> &str {
+        self.outcome["status"].as_str().unwrap_or("<none>")
+    }
+    pub fn stdout(&self) -> &str {
+        self.outcome["stdout"].as_str().unwrap_or("")
+    }
+    pub fn job_stderr(&self) -> &str {
+        self.outcome["stderr"].as_str().unwrap_or("")
+    }
+    pub fn limits_hit(&self) -> Vec<String> {
+        self.outcome["limits_hit"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    pub fn isolation(&self, key: &str) -> &Value {
+        &self.outcome["isolation"][key]
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nsandbox stderr: {}\noutcome: {:#}",
+            self.code, self.stderr, self.outcome
+        )
+    }
+}
+
+/// `sandbox exec --backend B --output json --workspace WS [extra...] -- cmd...`
+pub fn exec_json(backend: Backend, workspace: &Workspace, extra: &[&str], command: &[&str]) -> Run {
+    let output = exec_command(backend, workspace, extra, command)
+        .arg("--output")
+        .arg("json")
+        .args(["--"].iter().chain(command))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbox");
+    let outcome = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        outcome,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A shell script in the strict profile (the usual attack setting).
+pub fn strict_sh(backend: Backend, workspace: &Workspace, script: &str) -> Run {
+    exec_json(
+        backend,
+        workspace,
+        &["--profile", "strict"],
+        &["sh", "-c", script],
+    )
+}
+
+fn exec_command(
+    backend: Backend,
+    workspace: &Workspace,
+    extra: &[&str],
+    _command: &[&str],
+) -> Command {
+    let mut command = Command::new(SANDBOX);
+    command
+        .arg("exec")
+        .args(["--backend", backend.name()])
+        .arg("--workspace")
+        .arg(workspace.path())
+        .args(extra);
+    command
+}
+
+/// Runs the binary with arbitrary arguments.
+pub fn sandbox(args: &[&str]) -> Output {
+    Command::new(SANDBOX)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbox")
+}
