@@ -104,3 +104,17 @@ pub struct WorkspaceReport {
 pub fn outcome_json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Outcome)).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_matches_the_type() {
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/outcome.schema.json")).unwrap();
+        assert_eq!(
+            committed,
+            super::outcome_json_schema(),
+            "schemas/outcome.schema.json is stale: run `cargo run -- schema > schemas/outcome.schema.json`"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! `sandbox` itself interrupted: the job dies with it and nothing is left behind.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Workspace, SANDBOX};
+
+fn processes_with(token: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(token) && !cmdline.contains("sandbox"))
+        .collect()
+}
+
+/// Job cgroups are named `<time>-<supervisor pid in hex>-<n>`.
+fn leftover_cgroups(supervisor: u32) -> Vec<String> {
+    let marker = format!("-{supervisor:x}-");
+    let roots = [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup",
+    ];
+    let mut found = Vec::new();
+    for root in roots {
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+            {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if entry.file_name().to_string_lossy().contains(&marker) {
+                        found.push(entry.path().display().to_string());
+                    }
+                    stack.push(entry.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+fn sigterm_kills_the_job_and_cleans_up(backend: Backend) {
+    let ws = Workspace::new();
+    // Unique per test process, so a leftover of an earlier run cannot be mistaken for this job.
+    let token = &format!("4747.{}", std::process::id());
+    let child = Command::new(SANDBOX)
+        .args([
+            "exec",
+            "--backend",
+            backend.name(),
+            "--profile",
+            "strict",
+            "--workspace",
+        ])
+        .arg(ws.path())
+        .args(["--", "sh", "-c", &format!("sleep {token} & sleep {token}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sandbox");
+    let supervisor = child.id();
+    let started = Instant::now();
+    while processes_with(token).len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(processes_with(token).len() >= 2, "the job did not start");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal sandbox");
+    let output = child.wait_with_output().expect("wait sandbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(143),
+        "{:?} {stderr}",
+        output.status
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        processes_with(token).is_empty(),
+        "left behind: {:?}",
+        processes_with(token)
+    );
+    let leftovers = leftover_cgroups(supervisor);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+conformance!(sigterm_kills_the_job_and_cleans_up);
