@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, reason = "a test fails loudly on broken set-up")]
 //! `sandbox` itself interrupted: the job dies with it and nothing is left behind.
 
 mod common;

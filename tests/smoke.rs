@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, reason = "a test fails loudly on broken set-up")]
 mod common;
 
 use common::{strict_sh, Backend, Workspace};

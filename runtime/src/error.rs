@@ -16,7 +16,7 @@ pub enum SandboxError {
     /// Something the profile asks for that this version does not build yet; never ignored.
     #[error("refusing to run: {0}")]
     Unsupported(String),
-    #[error("could not {what} ({path}): {source}")]
+    #[error("could not {what} ({path})")]
     Io {
         what: String,
         path: PathBuf,
@@ -36,6 +36,18 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// The message with every underlying cause, for places that have no error chain to print
+    /// (the jail's report pipe).
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(&format!(": {error}"));
+            cause = error.source();
+        }
+        text
+    }
+
     pub fn sys(call: impl Into<String>, errno: nix::errno::Errno) -> Self {
         SandboxError::Sys {
             call: call.into(),

@@ -30,7 +30,7 @@ pub struct Outcome {
     pub secrets: Vec<String>,
     pub redactions: u64,
     pub workspace: WorkspaceReport,
-    /// Captured output (`--output json`); absent when it was streamed.
+    /// Captured output (`--output json`); null when it was streamed.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub stdout_truncated: bool,

@@ -84,7 +84,7 @@ fn failed(error: &SandboxError) -> Report {
         _ => None,
     };
     Report::Failed {
-        message: error.to_string(),
+        message: error.with_causes(),
         refused,
     }
 }

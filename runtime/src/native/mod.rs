@@ -11,15 +11,19 @@ mod sys;
 
 use std::ffi::CString;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
 
 use crate::error::SandboxError;
 use crate::host::HostFacts;
@@ -167,8 +171,8 @@ fn run_in_cgroup(
         flags |= CloneFlags::CLONE_NEWUSER;
     }
 
-    // Block the terminating signals before the clone, so that one arriving now is handled by
-    // the signal thread (killing the jail, removing the cgroup) rather than killing us outright.
+    // Block the terminating signals before the clone, so that one arriving now is read from the
+    // signalfd (killing the jail, removing the cgroup) rather than killing us outright.
     let mut terminating = SigSet::empty();
     TERMINATING
         .iter()
@@ -214,43 +218,15 @@ fn run_in_cgroup(
             Stream::Stderr,
         ),
     ];
-    let (events, event_queue) = mpsc::channel();
-    let waiter_events = events.clone();
-    std::thread::spawn(move || {
-        let _ = waiter_events.send(Event::Exited(sys::wait4(pid)));
-    });
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let signal_thread = spawn_signal_watcher(terminating, events, Arc::clone(&done));
-
     let deadline = started + spec.limits.wall_time.0;
-    let mut timed_out = false;
-    let mut interrupted = None;
-    let exit = loop {
-        let event =
-            match event_queue.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(event) => event,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    timed_out = true;
-                    let _ = kill(pid, Signal::SIGKILL);
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(SandboxError::Setup("lost track of the jail's init".into()))
-                }
-            };
-        match event {
-            Event::Exited(exit) => break exit,
-            Event::Signal(signal) => {
-                interrupted = Some(signal);
-                let _ = kill(pid, Signal::SIGKILL);
-            }
-        }
-    };
+    let waited = wait_for_jail(pid, &terminating, deadline);
     let duration = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    let _ = signal_thread.join();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-    let exit = exit?;
+    let Waited {
+        exit,
+        timed_out,
+        interrupted,
+    } = waited?;
     let [stdout, stderr] = readers.map(|reader| reader.join().unwrap_or_default());
     let reports = read_reports(report_read);
     if let Some(signal) = interrupted {
@@ -478,11 +454,6 @@ where
         .collect()
 }
 
-enum Event {
-    Exited(Result<sys::Exit, SandboxError>),
-    Signal(Signal),
-}
-
 #[derive(Clone, Copy)]
 enum Stream {
     Stdout,
@@ -547,19 +518,59 @@ fn take_budget(budget: &AtomicU64, wanted: u64) -> u64 {
     granted
 }
 
-/// Waits for a terminating signal (blocked in every thread) until the job is done.
-fn spawn_signal_watcher(
-    set: SigSet,
-    events: mpsc::Sender<Event>,
-    done: Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !done.load(Ordering::Relaxed) {
-            if let Some(signal) = sys::wait_signal(&set, Duration::from_millis(50)) {
-                let _ = events.send(Event::Signal(signal));
-            }
+struct Waited {
+    exit: sys::Exit,
+    timed_out: bool,
+    interrupted: Option<Signal>,
+}
+
+/// Waits for the jail's init to end, killing it at the deadline or when one of the (blocked)
+/// terminating signals arrives. One poll on a pidfd and a signalfd: no thread, no polling loop.
+fn wait_for_jail(
+    pid: Pid,
+    terminating: &SigSet,
+    deadline: Instant,
+) -> Result<Waited, SandboxError> {
+    let pidfd = sys::pidfd_open(pid)?;
+    let signals = SignalFd::with_flags(terminating, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| SandboxError::sys("signalfd(INT, TERM, HUP)", e))?;
+    let mut timed_out = false;
+    let mut interrupted = None;
+    loop {
+        let timeout = if timed_out || interrupted.is_some() {
+            PollTimeout::NONE
+        } else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX)
+        };
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        let ready = match poll(&mut fds, timeout) {
+            Ok(ready) => ready,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SandboxError::sys("poll(pidfd, signalfd)", e)),
+        };
+        let [jail, signal] = fds.map(|fd| fd.revents().is_some_and(|r| !r.is_empty()));
+        if jail {
+            return Ok(Waited {
+                exit: sys::wait4(pid)?,
+                timed_out,
+                interrupted,
+            });
         }
-    })
+        if signal {
+            if let Ok(Some(info)) = signals.read_signal() {
+                interrupted = Signal::try_from(info.ssi_signo as i32).ok();
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+        } else if ready == 0 && !timed_out {
+            timed_out = true;
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
 }
 
 fn read_reports(pipe: OwnedFd) -> Vec<Report> {

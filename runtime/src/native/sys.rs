@@ -142,16 +142,13 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Waits up to `timeout` for one of the (blocked) signals in `set`.
-pub fn wait_signal(
-    set: &nix::sys::signal::SigSet,
-    timeout: Duration,
-) -> Option<nix::sys::signal::Signal> {
-    let timeout = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: `set` is a valid sigset_t, `timeout` a valid timespec; a null siginfo is allowed.
-    let signal = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) };
-    nix::sys::signal::Signal::try_from(signal).ok()
+/// A pidfd for `pid`: readable once the process has exited, which lets one `poll` wait for a
+/// child, a signal and a deadline at once.
+pub fn pidfd_open(pid: Pid) -> Result<std::os::fd::OwnedFd, SandboxError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = check(fd, &format!("pidfd_open({pid})"))?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }

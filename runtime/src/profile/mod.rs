@@ -64,7 +64,7 @@ pub enum ProfileError {
         name: String,
         searched: Vec<PathBuf>,
     },
-    #[error("cannot read profile {path}: {source}")]
+    #[error("cannot read profile {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -77,6 +77,16 @@ pub enum ProfileError {
         column: usize,
         message: String,
         snippet: String,
+    },
+    /// `extends` names a profile that cannot be loaded; points at the `extends` line.
+    #[error("{source_name}:{line}:{column}: extends = \"{reference}\"")]
+    BadExtends {
+        source_name: String,
+        line: usize,
+        column: usize,
+        reference: String,
+        #[source]
+        error: Box<ProfileError>,
     },
     #[error("profile `{0}` extends itself through {1}")]
     Cycle(String, String),
@@ -106,15 +116,28 @@ pub fn load_with_search_path(
     search_path: &[PathBuf],
 ) -> Result<ResolvedProfile, ProfileError> {
     let mut layers: Vec<(ProfileSource, toml::Table)> = Vec::new();
-    let mut next = Some((name_or_path.to_owned(), None::<ProfileSource>));
+    let mut next = Some((name_or_path.to_owned(), None::<(ProfileSource, String)>));
     while let Some((reference, referrer)) = next.take() {
-        let (source, text) = locate(&reference, referrer.as_ref(), search_path)?;
+        let located = locate(
+            &reference,
+            referrer.as_ref().map(|(source, _)| source),
+            search_path,
+        );
+        let (source, text) = match (located, referrer) {
+            (Ok(found), _) => found,
+            (Err(error), None) => return Err(error),
+            (Err(error), Some((from, from_text))) => {
+                return Err(bad_extends(&from, &from_text, reference, error))
+            }
+        };
         if layers.iter().any(|(seen, _)| *seen == source) {
             let chain: Vec<String> = layers.iter().map(|(s, _)| s.to_string()).collect();
             return Err(ProfileError::Cycle(reference, chain.join(" -> ")));
         }
         let (profile, table) = parse_layer(&source, &text)?;
-        next = profile.extends.map(|parent| (parent, Some(source.clone())));
+        next = profile
+            .extends
+            .map(|parent| (parent, Some((source.clone(), text.clone()))));
         layers.push((source, table));
     }
 
@@ -164,6 +187,8 @@ fn locate(
                 .unwrap_or_else(|| reference.into()),
             _ => PathBuf::from(reference),
         };
+        // Canonical, so that a cycle written with different spellings of one path is caught.
+        let path = std::fs::canonicalize(&path).unwrap_or_else(|_| path.components().collect());
         return read(&path).map(|text| (ProfileSource::File(path), text));
     }
     let file_name = format!("{reference}.toml");
@@ -240,7 +265,7 @@ fn invalid(source: &ProfileSource, text: &str, error: &toml::de::Error) -> Profi
         String::new()
     } else {
         format!(
-            "  |\n{line:>3} | {line_text}\n  | {pad}{carets}",
+            "    |\n{line:>3} | {line_text}\n    | {pad}{carets}",
             pad = " ".repeat(column - 1),
             carets = "^".repeat(width)
         )
@@ -251,6 +276,31 @@ fn invalid(source: &ProfileSource, text: &str, error: &toml::de::Error) -> Profi
         column,
         message: error.message().to_owned(),
         snippet,
+    }
+}
+
+fn bad_extends(
+    from: &ProfileSource,
+    text: &str,
+    reference: String,
+    error: ProfileError,
+) -> ProfileError {
+    let (line, column) = text
+        .lines()
+        .enumerate()
+        .find_map(|(index, line)| {
+            let rest = line.trim_start().strip_prefix("extends")?;
+            let value = rest.trim_start().strip_prefix('=')?;
+            let column = line.len() - value.trim_start().len() + 1;
+            Some((index + 1, column))
+        })
+        .unwrap_or((1, 1));
+    ProfileError::BadExtends {
+        source_name: from.to_string(),
+        line,
+        column,
+        reference,
+        error: Box::new(error),
     }
 }
 
