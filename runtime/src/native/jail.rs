@@ -35,7 +35,7 @@ pub struct JailPlan {
     pub user: UserSpec,
     /// Set when we are not root: the job's uid/gid are mapped onto ours in a new user namespace.
     pub outer_ids: Option<(Uid, Gid)>,
-    pub cgroup_procs: Vec<PathBuf>,
+    pub cgroup_join: Vec<PathBuf>,
     pub loopback: bool,
     pub tmpfs: Vec<PathBuf>,
     pub stdout: OwnedFd,
@@ -142,7 +142,10 @@ fn prepare(plan: &JailPlan) -> Result<Pid, SandboxError> {
     if let Some((uid, gid)) = plan.outer_ids {
         map_ids(plan.user, uid, gid)?;
     }
-    for procs in &plan.cgroup_procs {
+    // The init keeps the supervisor's memory (argv, the host environment) and, as root, its
+    // capabilities: nothing in the jail may read or trace it.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| SandboxError::sys("prctl(SET_DUMPABLE, 0)", e))?;
+    for procs in &plan.cgroup_join {
         std::fs::write(procs, "0").map_err(|source| SandboxError::Io {
             what: "join the job's cgroup".into(),
             path: procs.clone(),

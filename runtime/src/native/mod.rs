@@ -153,7 +153,7 @@ fn run_in_cgroup(
         limits: spec.limits.clone(),
         user: spec.user,
         outer_ids: rootless.then(|| (nix::unistd::geteuid(), nix::unistd::getegid())),
-        cgroup_procs: cgroup.map(JobCgroup::procs_files).unwrap_or_default(),
+        cgroup_join: cgroup.map(JobCgroup::join_files).unwrap_or_default(),
         loopback: spec.network != NetworkMode::Host,
         tmpfs,
         stdout: stdout_write,

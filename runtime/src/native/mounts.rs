@@ -249,12 +249,14 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
         MountOp::Proc => {
             let target = new(Path::new("proc"));
             make_dir(&target)?;
+            // hidepid=2: the job sees only processes it may trace, so not the jail's init,
+            // which holds the supervisor's argv.
             mount_fs(
                 "proc",
                 &target,
                 Some("proc"),
                 nosuid_nodev | MsFlags::MS_NOEXEC,
-                None,
+                Some("hidepid=2"),
             )?;
             for entry in PROC_READ_ONLY {
                 let path = target.join(entry);
