@@ -6,6 +6,7 @@ pub mod error;
 pub mod host;
 pub mod native;
 pub mod outcome;
+pub mod output;
 pub mod profile;
 pub mod spec;
 

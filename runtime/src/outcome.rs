@@ -1,10 +1,14 @@
 //! The Outcome of one job (`sandbox/outcome@1`): what ran, how it ended, and what isolation was
 //! actually in force. Both backends fill the same type.
 
+use std::path::PathBuf;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::output::Captured;
 use crate::profile::{NetworkMode, WorkspaceMode};
+use crate::spec::{JobSpec, OutputMode};
 
 pub const OUTCOME_SCHEMA: &str = "sandbox/outcome@1";
 
@@ -98,6 +102,168 @@ pub struct WorkspaceReport {
     pub added: Vec<String>,
     pub modified: Vec<String>,
     pub deleted: Vec<String>,
+}
+
+/// What a backend saw of how a job ended; `Outcome::conclude` turns it into status, exit code
+/// and `limits_hit` the same way for every backend.
+#[derive(Debug, Default)]
+pub struct Ending {
+    pub timed_out: bool,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Processes the kernel's OOM killer ended in the job.
+    pub oom_kills: u64,
+    /// Forks refused at the pids limit.
+    pub pids_max_hits: u64,
+    /// tmpfs mounts that ended full of bytes, or of inodes.
+    pub full_tmpfs: Vec<PathBuf>,
+    pub exhausted_inodes: Vec<PathBuf>,
+}
+
+impl Outcome {
+    /// An Outcome with everything but how the job ended filled in from the spec.
+    pub fn new(
+        spec: &JobSpec,
+        backend: &str,
+        backend_reason: String,
+        isolation: Isolation,
+    ) -> Outcome {
+        Outcome {
+            schema: OUTCOME_SCHEMA.into(),
+            id: spec.id.clone(),
+            profile: spec.profile.clone(),
+            backend: backend.into(),
+            backend_reason,
+            command: spec.command.clone(),
+            status: Status::SandboxError,
+            exit_code: 125,
+            signal: None,
+            duration_ms: 0.0,
+            cpu_ms: 0.0,
+            peak_memory_bytes: None,
+            limits_hit: Vec::new(),
+            isolation,
+            network: NetworkReport {
+                mode: spec.network,
+                events: Vec::new(),
+            },
+            secrets: Vec::new(),
+            redactions: 0,
+            workspace: WorkspaceReport {
+                mode: spec.workspace_mode,
+                path: spec.workspace.display().to_string(),
+                committed: false,
+                added: Vec::new(),
+                modified: Vec::new(),
+                deleted: Vec::new(),
+            },
+            stdout: None,
+            stderr: None,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Records the captured output (kept only in capture mode).
+    pub fn set_output(&mut self, mode: OutputMode, stdout: Captured, stderr: Captured) {
+        self.stdout_truncated = stdout.truncated;
+        self.stderr_truncated = stderr.truncated;
+        if mode == OutputMode::Capture {
+            self.stdout = Some(String::from_utf8_lossy(&stdout.bytes).into_owned());
+            self.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
+        }
+    }
+
+    /// Sets status, exit code, signal, `limits_hit` and the notes explaining them. Fails when
+    /// the backend could not tell how the job ended.
+    pub fn conclude(&mut self, spec: &JobSpec, ending: Ending) -> Result<(), String> {
+        const SIGKILL: i32 = libc::SIGKILL;
+        let mut hit = Vec::new();
+        if ending.oom_kills > 0 {
+            hit.push(LimitKind::Memory);
+            self.notes.push(format!(
+                "the kernel's OOM killer ended {} process(es) at the {} memory limit",
+                ending.oom_kills, spec.limits.memory
+            ));
+        }
+        if ending.pids_max_hits > 0 {
+            hit.push(LimitKind::Pids);
+            self.notes.push(format!(
+                "{} fork(s) failed at the limit of {} processes",
+                ending.pids_max_hits, spec.limits.pids
+            ));
+        }
+        if self.stdout_truncated || self.stderr_truncated {
+            hit.push(LimitKind::Output);
+            self.notes.push(format!(
+                "output beyond {} was dropped; the job ran on",
+                spec.limits.output
+            ));
+        }
+        let paths = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !ending.full_tmpfs.is_empty() {
+            hit.push(LimitKind::Disk);
+            self.notes
+                .push(format!("tmpfs full: {}", paths(&ending.full_tmpfs)));
+        }
+        if !ending.exhausted_inodes.is_empty() {
+            hit.push(LimitKind::Files);
+            self.notes.push(format!(
+                "tmpfs out of inodes: {}",
+                paths(&ending.exhausted_inodes)
+            ));
+        }
+        let cpu_limit_ms = spec.limits.cpu_time.0.as_secs_f64() * 1000.0;
+        let (status, code) = if ending.timed_out {
+            hit.push(LimitKind::WallTime);
+            self.notes.push(format!(
+                "killed at the wall-time limit of {}",
+                spec.limits.wall_time
+            ));
+            (Status::TimedOut, 124)
+        } else if let Some(code) = ending.exit_code {
+            (Status::Exited, code)
+        } else if let Some(signal) = ending.signal {
+            self.signal = Some(signal);
+            let status = match signal {
+                SIGKILL if ending.oom_kills > 0 => Status::OomKilled,
+                libc::SIGXCPU => {
+                    hit.push(LimitKind::CpuTime);
+                    Status::LimitExceeded
+                }
+                SIGKILL if self.cpu_ms >= cpu_limit_ms => {
+                    hit.push(LimitKind::CpuTime);
+                    Status::LimitExceeded
+                }
+                libc::SIGXFSZ => {
+                    hit.push(LimitKind::FileSize);
+                    Status::LimitExceeded
+                }
+                _ => Status::Signaled,
+            };
+            (status, 128 + signal)
+        } else if ending.oom_kills > 0 {
+            // The OOM killer took the job's first process (the jail's init, or the container's),
+            // which ends the whole job.
+            self.signal = Some(SIGKILL);
+            (Status::OomKilled, 128 + SIGKILL)
+        } else {
+            return Err("the backend could not tell how the job ended".into());
+        };
+        hit.sort();
+        hit.dedup();
+        self.status = status;
+        self.exit_code = code;
+        self.limits_hit = hit;
+        Ok(())
+    }
 }
 
 /// The JSON Schema of the Outcome, as committed in `schemas/outcome.schema.json`.

@@ -14,6 +14,8 @@ pub struct JobSpec {
     pub id: String,
     pub profile: String,
     pub backend: BackendChoice,
+    /// The image the docker backend runs (`backend.image`).
+    pub image: String,
     pub command: Vec<String>,
     /// The host directory mounted as the workspace (canonical).
     pub workspace: PathBuf,
@@ -129,6 +131,7 @@ impl JobSpec {
             id: new_job_id(),
             profile: resolved.name.clone(),
             backend: overrides.backend.unwrap_or(profile.backend.prefer),
+            image: profile.backend.image.clone(),
             command,
             workspace,
             workspace_mount: fs.workspace.mount.as_path().to_owned(),

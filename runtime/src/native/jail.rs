@@ -144,7 +144,8 @@ fn prepare(plan: &JailPlan) -> Result<Pid, SandboxError> {
     }
     // The init keeps the supervisor's memory (argv, the host environment) and, as root, its
     // capabilities: nothing in the jail may read or trace it.
-    nix::sys::prctl::set_dumpable(false).map_err(|e| SandboxError::sys("prctl(SET_DUMPABLE, 0)", e))?;
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| SandboxError::sys("prctl(SET_DUMPABLE, 0)", e))?;
     for procs in &plan.cgroup_join {
         std::fs::write(procs, "0").map_err(|source| SandboxError::Io {
             what: "join the job's cgroup".into(),

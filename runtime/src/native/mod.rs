@@ -10,12 +10,10 @@ pub mod seccomp;
 mod sys;
 
 use std::ffi::CString;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
@@ -27,13 +25,12 @@ use nix::unistd::Pid;
 
 use crate::error::SandboxError;
 use crate::host::HostFacts;
-use crate::outcome::{
-    Isolation, LimitKind, NetworkReport, Outcome, Status, WorkspaceReport, OUTCOME_SCHEMA,
-};
+use crate::outcome::{Ending, Isolation, Outcome};
+use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, WorkspaceMode};
-use crate::spec::{JobSpec, OutputMode};
+use crate::spec::JobSpec;
 
-use self::cgroups::{CgroupStats, JobCgroup};
+use self::cgroups::JobCgroup;
 use self::jail::{JailPlan, Report};
 use self::landlock::LandlockPlan;
 use self::mounts::MountPlan;
@@ -203,20 +200,10 @@ fn run_in_cgroup(
         }
     };
 
-    let budget = Arc::new(AtomicU64::new(spec.limits.output.0));
+    let (stdout_sink, stderr_sink) = OutputSink::pair(spec.output, spec.limits.output.0);
     let readers = [
-        spawn_reader(
-            stdout_read,
-            spec.output,
-            Arc::clone(&budget),
-            Stream::Stdout,
-        ),
-        spawn_reader(
-            stderr_read,
-            spec.output,
-            Arc::clone(&budget),
-            Stream::Stderr,
-        ),
+        spawn_reader(stdout_read, stdout_sink),
+        spawn_reader(stderr_read, stderr_sink),
     ];
     let deadline = started + spec.limits.wall_time.0;
     let waited = wait_for_jail(pid, &terminating, deadline);
@@ -260,152 +247,45 @@ fn run_in_cgroup(
         }
     }
     let stats = cgroup.map(JobCgroup::stats).unwrap_or_default();
-    let mut outcome = Outcome {
-        schema: OUTCOME_SCHEMA.into(),
-        id: spec.id.clone(),
-        profile: spec.profile.clone(),
-        backend: "native".into(),
+    let mut outcome = Outcome::new(
+        spec,
+        "native",
         backend_reason,
-        command: spec.command.clone(),
-        status: Status::Exited,
-        exit_code: 0,
-        signal: None,
-        duration_ms: duration.as_secs_f64() * 1000.0,
-        cpu_ms: exit.cpu.as_secs_f64() * 1000.0,
-        peak_memory_bytes: stats.peak_memory.or(Some(exit.max_rss_bytes)),
-        limits_hit: Vec::new(),
-        isolation: isolation(spec, rootless, cgroup, applied),
-        network: NetworkReport {
-            mode: spec.network,
-            events: Vec::new(),
-        },
-        secrets: Vec::new(),
-        redactions: 0,
-        workspace: WorkspaceReport {
-            mode: spec.workspace_mode,
-            path: spec.workspace.display().to_string(),
-            committed: false,
-            added: Vec::new(),
-            modified: Vec::new(),
-            deleted: Vec::new(),
-        },
-        stdout_truncated: stdout.truncated,
-        stderr_truncated: stderr.truncated,
-        stdout: (spec.output == OutputMode::Capture)
-            .then(|| String::from_utf8_lossy(&stdout.bytes).into_owned()),
-        stderr: (spec.output == OutputMode::Capture)
-            .then(|| String::from_utf8_lossy(&stderr.bytes).into_owned()),
-        notes: Vec::new(),
-    };
-    decide_status(&mut outcome, spec, timed_out, finished, stats)?;
-    Ok(outcome)
-}
-
-/// Sets status, exit code, signal and `limits_hit` from what the jail and the cgroup saw.
-fn decide_status(
-    outcome: &mut Outcome,
-    spec: &JobSpec,
-    timed_out: bool,
-    finished: Option<Report>,
-    stats: CgroupStats,
-) -> Result<(), SandboxError> {
-    let mut hit = Vec::new();
-    if stats.oom_kills > 0 {
-        hit.push(LimitKind::Memory);
-        outcome.notes.push(format!(
-            "the kernel's OOM killer ended {} process(es) at the {} memory limit",
-            stats.oom_kills, spec.limits.memory
-        ));
-    }
-    if stats.pids_max_hits > 0 {
-        hit.push(LimitKind::Pids);
-        outcome.notes.push(format!(
-            "{} fork(s) failed at the limit of {} processes",
-            stats.pids_max_hits, spec.limits.pids
-        ));
-    }
-    if outcome.stdout_truncated || outcome.stderr_truncated {
-        hit.push(LimitKind::Output);
-        outcome.notes.push(format!(
-            "output beyond {} was dropped; the job ran on",
-            spec.limits.output
-        ));
-    }
-    let (exit_code, signal, full, no_inodes) = match finished {
+        isolation(spec, rootless, cgroup, applied),
+    );
+    outcome.duration_ms = duration.as_secs_f64() * 1000.0;
+    outcome.cpu_ms = exit.cpu.as_secs_f64() * 1000.0;
+    outcome.peak_memory_bytes = stats.peak_memory.or(Some(exit.max_rss_bytes));
+    outcome.set_output(spec.output, stdout, stderr);
+    let ending = match finished {
         Some(Report::Finished {
             exit_code,
             signal,
             full_tmpfs,
             exhausted_inodes,
-        }) => (exit_code, signal, full_tmpfs, exhausted_inodes),
-        _ => (None, None, Vec::new(), Vec::new()),
+        }) => Ending {
+            exit_code,
+            signal,
+            full_tmpfs,
+            exhausted_inodes,
+            ..Ending::default()
+        },
+        _ => Ending::default(),
     };
-    if !full.is_empty() {
-        hit.push(LimitKind::Disk);
-        outcome
-            .notes
-            .push(format!("tmpfs full: {}", display_paths(&full)));
-    }
-    if !no_inodes.is_empty() {
-        hit.push(LimitKind::Files);
-        outcome.notes.push(format!(
-            "tmpfs out of inodes: {}",
-            display_paths(&no_inodes)
-        ));
-    }
-    let (status, code) = if timed_out {
-        hit.push(LimitKind::WallTime);
-        outcome.notes.push(format!(
-            "killed at the wall-time limit of {}",
-            spec.limits.wall_time
-        ));
-        (Status::TimedOut, 124)
-    } else if let Some(code) = exit_code {
-        (Status::Exited, code)
-    } else if let Some(signal) = signal {
-        outcome.signal = Some(signal);
-        let status = match Signal::try_from(signal) {
-            Ok(Signal::SIGKILL) if stats.oom_kills > 0 => Status::OomKilled,
-            Ok(Signal::SIGXCPU) => {
-                hit.push(LimitKind::CpuTime);
-                Status::LimitExceeded
-            }
-            Ok(Signal::SIGKILL)
-                if outcome.cpu_ms >= spec.limits.cpu_time.0.as_secs_f64() * 1000.0 =>
-            {
-                hit.push(LimitKind::CpuTime);
-                Status::LimitExceeded
-            }
-            Ok(Signal::SIGXFSZ) => {
-                hit.push(LimitKind::FileSize);
-                Status::LimitExceeded
-            }
-            _ => Status::Signaled,
-        };
-        (status, 128 + signal)
-    } else if stats.oom_kills > 0 {
-        // The OOM killer took the jail's init itself, which ends the whole jail.
-        outcome.signal = Some(Signal::SIGKILL as i32);
-        (Status::OomKilled, 128 + Signal::SIGKILL as i32)
-    } else {
-        return Err(SandboxError::Setup(
-            "the jail's init ended without reporting how the job ended".into(),
-        ));
-    };
-    hit.sort();
-    hit.dedup();
-    outcome.status = status;
-    outcome.exit_code = code;
-    outcome.limits_hit = hit;
-    Ok(())
-}
-
-fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    outcome
+        .conclude(
+            spec,
+            Ending {
+                timed_out,
+                oom_kills: stats.oom_kills,
+                pids_max_hits: stats.pids_max_hits,
+                ..ending
+            },
+        )
+        .map_err(|why| {
+            SandboxError::Setup(format!("{why}: the jail's init ended without a report"))
+        })?;
+    Ok(outcome)
 }
 
 fn isolation(
@@ -454,68 +334,20 @@ where
         .collect()
 }
 
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-/// Drains one output pipe until every writer is gone. Streaming forwards everything; capturing
-/// keeps at most what is left of the shared budget and drops the rest, so a job printing
-/// gigabytes neither blocks nor grows our memory.
-fn spawn_reader(
-    pipe: OwnedFd,
-    mode: OutputMode,
-    budget: Arc<AtomicU64>,
-    stream: Stream,
-) -> std::thread::JoinHandle<Captured> {
+fn spawn_reader(pipe: OwnedFd, mut sink: OutputSink) -> std::thread::JoinHandle<Captured> {
     std::thread::spawn(move || {
         let mut source = std::fs::File::from(pipe);
-        let mut captured = Captured::default();
         let mut buffer = vec![0u8; 64 * 1024];
-        let mut forwarding = true;
         loop {
-            let count = match source.read(&mut buffer) {
+            match source.read(&mut buffer) {
                 Ok(0) => break,
-                Ok(count) => count,
+                Ok(count) => sink.write(&buffer[..count]),
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
-            };
-            let chunk = &buffer[..count];
-            match mode {
-                OutputMode::Stream if forwarding => {
-                    let written = match stream {
-                        Stream::Stdout => std::io::stdout().lock().write_all(chunk),
-                        Stream::Stderr => std::io::stderr().lock().write_all(chunk),
-                    };
-                    // A closed stdout (`| head`) must not stall the job: keep draining.
-                    forwarding = written.is_ok();
-                }
-                OutputMode::Stream => {}
-                OutputMode::Capture => {
-                    let granted = take_budget(&budget, count as u64) as usize;
-                    captured.bytes.extend_from_slice(&chunk[..granted]);
-                    captured.truncated |= granted < count;
-                }
             }
         }
-        captured
+        sink.finish()
     })
-}
-
-fn take_budget(budget: &AtomicU64, wanted: u64) -> u64 {
-    let mut granted = 0;
-    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-        granted = left.min(wanted);
-        Some(left - granted)
-    });
-    granted
 }
 
 struct Waited {
