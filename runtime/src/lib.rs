@@ -2,6 +2,7 @@
 //!
 //! One `JobSpec` in, one `Outcome` out: [`run`] picks the backend and runs the job.
 
+pub mod docker;
 pub mod error;
 pub mod host;
 pub mod native;
@@ -14,19 +15,32 @@ pub use error::SandboxError;
 pub use outcome::{Outcome, Status};
 pub use spec::{JobSpec, OutputMode, Overrides};
 
-/// Runs one job on the backend its spec asks for.
+/// How long `auto` waits for a Docker engine before running natively.
+pub const AUTO_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs one job on the backend its spec asks for; `auto` takes docker when an engine answers
+/// within 500 ms and has the image, else native, and the Outcome says which and why.
 pub fn run(spec: &JobSpec) -> Result<Outcome, SandboxError> {
     use profile::BackendChoice;
-    let reason = match spec.backend {
-        BackendChoice::Native => "native requested".to_owned(),
-        BackendChoice::Auto => {
-            "auto: native (the docker backend is not part of this build yet)".to_owned()
-        }
-        BackendChoice::Docker => {
-            return Err(SandboxError::Unsupported(
-                "the docker backend is not part of this build yet; use --backend native".into(),
-            ))
-        }
-    };
-    native::run(spec, reason)
+    match spec.backend {
+        BackendChoice::Native => native::run(spec, "native requested".into()),
+        BackendChoice::Docker => docker::run(spec, "docker requested".into()),
+        BackendChoice::Auto => match docker::engine_info(&spec.image, AUTO_ENGINE_TIMEOUT) {
+            Ok(engine) if engine.image_present => docker::run(
+                spec,
+                format!(
+                    "auto: docker {} answered and has {}",
+                    engine.version, spec.image
+                ),
+            ),
+            Ok(engine) => native::run(
+                spec,
+                format!(
+                    "auto: native (docker {} has no image {}; run `sandbox image build`)",
+                    engine.version, spec.image
+                ),
+            ),
+            Err(why) => native::run(spec, format!("auto: native ({why})")),
+        },
+    }
 }
