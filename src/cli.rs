@@ -29,6 +29,32 @@ pub enum Command {
     },
     /// Print the JSON Schema of the Outcome (`sandbox/outcome@1`).
     Schema,
+    /// Build or list the images the docker backend runs (built locally; no registry needed).
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a root filesystem as a tarball and import it into the Docker engine.
+    Build {
+        /// `host`: the host's /etc without secrets, with the host's /usr bound read-only at
+        /// run time (seconds to build); `busybox`: a static busybox only; or a directory
+        /// holding a root filesystem with /bin/sh (write ./host for a directory named host).
+        #[arg(long, default_value = "host", value_name = "host|busybox|DIR")]
+        from: String,
+        /// The image's name (default sandbox/host:latest, sandbox/busybox:latest or
+        /// sandbox/dir:latest).
+        #[arg(long, short = 't')]
+        tag: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// List the images sandbox built.
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod doctor;
 mod exec;
+mod image;
 mod profile;
 
 use std::io::Write;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             print_json(&sandbox_runtime::outcome::outcome_json_schema())?;
             Ok(0)
         }
+        Command::Image(command) => image::run(command),
     }
 }
 
