@@ -40,16 +40,36 @@ pub(crate) async fn connect(timeout: Duration) -> Result<Docker, ImageError> {
         reason,
     };
     let docker = Docker::connect_with_defaults()
-        .map_err(|e| no_engine(e.to_string()))?
+        .map_err(|e| no_engine(crate::plan::error_chain(&e)))?
         .with_timeout(REQUEST_TIMEOUT);
     match tokio::time::timeout(timeout, docker.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(error)) => Err(no_engine(error.to_string())),
+        Ok(Err(error)) if permission_denied(&error) => Err(ImageError::EngineForbidden {
+            endpoint: endpoint.clone(),
+            reason: crate::plan::error_chain(&error),
+        }),
+        Ok(Err(error)) => Err(no_engine(crate::plan::error_chain(&error))),
         Err(_) => Err(no_engine(format!(
             "no answer in {} ms",
             timeout.as_millis()
         ))),
     }
+}
+
+/// Whether an I/O error somewhere in the chain is EACCES (a socket owned by the `docker`
+/// group, and this user not in it).
+fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// What an import produced.

@@ -11,6 +11,12 @@ pub enum ImageError {
          start one, or set DOCKER_HOST to a running engine"
     )]
     NoEngine { endpoint: String, reason: String },
+    /// The socket is there but this user may not use it.
+    #[error(
+        "the Docker engine at {endpoint} refused this user ({reason}); add the user to the \
+         `docker` group (then log in again) or run as root"
+    )]
+    EngineForbidden { endpoint: String, reason: String },
     /// The engine answered but refused or failed a request.
     #[error("the Docker engine failed to {what}")]
     Engine {

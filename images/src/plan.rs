@@ -600,7 +600,7 @@ fn first_normal_component(path: &Path) -> Option<&std::ffi::OsStr> {
 }
 
 /// The error with its causes on one line, for [`Omitted::reason`].
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {
