@@ -465,3 +465,42 @@ fn skip(reason: &str) {
     }
     eprintln!("skipping: {reason}");
 }
+
+/// An import whose tarball breaks half-way (a file vanished after planning) must fail with the
+/// writer's error and leave no image behind: a truncated root filesystem tagged as if complete
+/// would fail jobs in baffling ways.
+#[test]
+fn a_tarball_that_breaks_half_way_leaves_no_image() {
+    let mut vanished = Entry::inline("vanished", 0o644, "");
+    vanished.kind = EntryKind::File {
+        contents: Contents::Host("/nonexistent/vanished-after-planning".into()),
+        size: 10,
+    };
+    // Several chunks first, so that the engine is already reading when the writer fails.
+    let plan = Plan {
+        entries: vec![Entry::inline("big", 0o644, vec![7u8; 3 << 20]), vanished],
+        ..Plan::default()
+    };
+    let tag = "sandbox/test-broken";
+    let outcome = crate::block_on(async {
+        let docker = match crate::engine::connect(crate::ENGINE_TIMEOUT).await {
+            Ok(docker) => docker,
+            Err(error) => return Err(error),
+        };
+        let imported = crate::engine::import(&docker, plan, tag, "latest", Vec::new()).await;
+        let left = docker.inspect_image(&format!("{tag}:latest")).await.is_ok();
+        Ok((imported.err(), left))
+    })
+    .expect("runtime");
+    let (error, left) = match outcome {
+        Ok(result) => result,
+        Err(error @ ImageError::NoEngine { .. }) => return skip(&error.to_string()),
+        Err(error) => panic!("connect: {error}"),
+    };
+    let error = error.expect("the import failed");
+    assert!(
+        format!("{error:?}").contains("vanished-after-planning"),
+        "{error:?}"
+    );
+    assert!(!left, "{tag}:latest exists after a failed import");
+}
