@@ -242,6 +242,102 @@ fn deny_x32_abi() -> BpfProgram {
     ]
 }
 
+/// The same deny list as a Docker seccomp profile (the JSON `docker run --security-opt
+/// seccomp=FILE` reads), for the docker backend. We pass our own list rather than keeping the
+/// engine's default profile because that one allows `ptrace` (of a sibling with the same uid)
+/// from kernel 4.8 on, and every backend must refuse what the native jail refuses.
+///
+/// runc ORs conditions that test the same argument (libseccomp could not AND them), so every
+/// rule below has exactly one condition: a rule per clone flag, per ioctl request, per socket
+/// family range. Only the native architecture is listed: libseccomp answers a syscall from
+/// any other ABI (i386, x32) with its bad-arch action instead of letting it through unchecked,
+/// as the native filter does. `Off` has no profile: the backend asks for `unconfined`.
+pub fn docker_profile(mode: SeccompMode) -> serde_json::Value {
+    use serde_json::json;
+    if mode == SeccompMode::Off {
+        return serde_json::Value::Null;
+    }
+    let deny = |name: &str, errno: i32, arg: Option<serde_json::Value>| {
+        let mut rule = json!({
+            "names": [name],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno,
+        });
+        if let Some(arg) = arg {
+            rule["args"] = json!([arg]);
+        }
+        rule
+    };
+    let condition = |index: u32, op: &str, value: u64, value_two: u64| json!({ "index": index, "op": op, "value": value, "valueTwo": value_two });
+    let mut syscalls = vec![json!({
+        "names": denied_names(mode),
+        "action": "SCMP_ACT_ERRNO",
+        "errnoRet": libc::EPERM,
+    })];
+    for flag in NAMESPACE_FLAGS {
+        syscalls.push(deny(
+            "clone",
+            libc::EPERM,
+            Some(condition(0, "SCMP_CMP_MASKED_EQ", flag, flag)),
+        ));
+    }
+    // The request is an `unsigned int`: compare its low 32 bits only, or a request with junk
+    // in the upper half would slip past while the kernel still reads it as TIOCSTI.
+    for request in [libc::TIOCSTI, libc::TIOCLINUX] {
+        syscalls.push(deny(
+            "ioctl",
+            libc::EPERM,
+            Some(condition(1, "SCMP_CMP_MASKED_EQ", 0xffff_ffff, request)),
+        ));
+    }
+    if mode == SeccompMode::Strict {
+        for family in denied_socket_families() {
+            let arg = match family {
+                FamilyRule::Is(family) => condition(0, "SCMP_CMP_EQ", family, 0),
+                FamilyRule::Above(family) => condition(0, "SCMP_CMP_GT", family, 0),
+            };
+            syscalls.push(deny("socket", libc::EPERM, Some(arg)));
+        }
+    }
+    syscalls.push(deny("clone3", libc::ENOSYS, None));
+    let mut profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": syscalls,
+    });
+    if let Some(arch) = docker_arch() {
+        profile["architectures"] = json!([arch]);
+    }
+    profile
+}
+
+/// One rule of the strict socket-family deny list, as the docker profile writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FamilyRule {
+    Is(u64),
+    Above(u64),
+}
+
+/// Every family but those in `STRICT_SOCKET_FAMILIES`, as rules of one condition each: the
+/// ones below the highest allowed one by name, and everything above it (which also catches a
+/// family with junk in its upper 32 bits, since the comparison is on 64 bits).
+fn denied_socket_families() -> Vec<FamilyRule> {
+    let highest = STRICT_SOCKET_FAMILIES.iter().copied().max().unwrap_or(0);
+    (0..highest)
+        .filter(|family| !STRICT_SOCKET_FAMILIES.contains(family))
+        .map(FamilyRule::Is)
+        .chain([FamilyRule::Above(highest)])
+        .collect()
+}
+
+fn docker_arch() -> Option<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some("SCMP_ARCH_X86_64"),
+        "aarch64" => Some("SCMP_ARCH_AARCH64"),
+        "riscv64" => Some("SCMP_ARCH_RISCV64"),
+        _ => None,
+    }
+}
+
 /// The names of the denied syscalls, for `sandbox doctor` and the README.
 pub fn denied_names(mode: SeccompMode) -> Vec<&'static str> {
     let strict: &[(&str, i64)] = if mode == SeccompMode::Strict {
@@ -280,6 +376,101 @@ mod tests {
             "io_uring_setup",
         ] {
             assert!(names.contains(&needed), "{needed}");
+        }
+    }
+
+    /// What runc does with a docker profile: the first rule of a syscall whose conditions all
+    /// hold decides (with one condition per rule, ORing rules is all there is); else allow.
+    fn docker_errno(profile: &serde_json::Value, name: &str, args: [u64; 6]) -> Option<i64> {
+        profile["syscalls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|rule| {
+                rule["names"]
+                    .as_array()
+                    .is_some_and(|names| names.iter().any(|n| n == name))
+            })
+            .find(|rule| {
+                rule["args"].as_array().into_iter().flatten().all(|arg| {
+                    let value = arg["value"].as_u64().unwrap();
+                    let two = arg["valueTwo"].as_u64().unwrap();
+                    let actual = args[arg["index"].as_u64().unwrap() as usize];
+                    match arg["op"].as_str().unwrap() {
+                        "SCMP_CMP_EQ" => actual == value,
+                        "SCMP_CMP_GT" => actual > value,
+                        "SCMP_CMP_MASKED_EQ" => actual & value == two,
+                        other => panic!("unexpected op {other}"),
+                    }
+                })
+            })
+            .map(|rule| rule["errnoRet"].as_i64().unwrap())
+    }
+
+    #[test]
+    fn docker_profile_denies_what_the_native_filter_denies() {
+        assert!(docker_profile(SeccompMode::Off).is_null());
+        let profile = docker_profile(SeccompMode::Default);
+        assert_eq!(profile["defaultAction"], "SCMP_ACT_ALLOW");
+        let eperm = Some(libc::EPERM as i64);
+        for name in denied_names(SeccompMode::Default) {
+            assert_eq!(docker_errno(&profile, name, [0; 6]), eperm, "{name}");
+        }
+        assert_eq!(docker_errno(&profile, "read", [0; 6]), None);
+        assert_eq!(docker_errno(&profile, "personality", [0; 6]), None);
+        // clone: a thread or a fork is fine, a namespace is not.
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(
+            docker_errno(&profile, "clone", [thread, 0, 0, 0, 0, 0]),
+            None
+        );
+        for flag in NAMESPACE_FLAGS {
+            assert_eq!(
+                docker_errno(&profile, "clone", [thread | flag, 0, 0, 0, 0, 0]),
+                eperm,
+                "{flag:#x}"
+            );
+        }
+        assert_eq!(
+            docker_errno(&profile, "clone3", [0; 6]),
+            Some(libc::ENOSYS as i64)
+        );
+        let tiocsti = libc::TIOCSTI;
+        assert_eq!(
+            docker_errno(&profile, "ioctl", [0, tiocsti, 0, 0, 0, 0]),
+            eperm
+        );
+        assert_eq!(
+            docker_errno(&profile, "ioctl", [0, (1 << 32) | tiocsti, 0, 0, 0, 0]),
+            eperm,
+            "junk in the upper half of the request"
+        );
+        assert_eq!(
+            docker_errno(&profile, "ioctl", [0, libc::TIOCGWINSZ, 0, 0, 0, 0]),
+            None
+        );
+        // Default mode leaves socket families alone.
+        assert_eq!(docker_errno(&profile, "socket", [16, 3, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn strict_docker_profile_allows_only_unix_and_ip_sockets() {
+        let profile = docker_profile(SeccompMode::Strict);
+        for name in denied_names(SeccompMode::Strict) {
+            assert!(docker_errno(&profile, name, [0; 6]).is_some(), "{name}");
+        }
+        for family in 0..64u64 {
+            let allowed = STRICT_SOCKET_FAMILIES.contains(&family);
+            assert_eq!(
+                docker_errno(&profile, "socket", [family, 1, 0, 0, 0, 0]).is_none(),
+                allowed,
+                "family {family}"
+            );
+        }
+        assert!(docker_errno(&profile, "socket", [(1 << 32) | 16, 3, 0, 0, 0, 0]).is_some());
+        // Never two conditions in one rule: runc would OR them.
+        for rule in profile["syscalls"].as_array().unwrap() {
+            assert!(rule["args"].as_array().map_or(0, Vec::len) <= 1, "{rule}");
         }
     }
 }
