@@ -1,0 +1,576 @@
+//! The JobSpec as a container configuration: plain data, built without an engine, inspected by
+//! the unit tests below. DESIGN.md section 3 lists what the docker backend promises.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount,
+    MountBindOptions, MountBindOptionsPropagationEnum, MountType, ResourcesUlimits,
+};
+
+use crate::error::SandboxError;
+use crate::profile::{Feature, NetworkMode, SeccompMode, WorkspaceMode};
+use crate::spec::JobSpec;
+
+use super::engine::EngineFacts;
+
+/// What the container's `/proc` and `/sys` hide or freeze: the engine's defaults (which a
+/// `MaskedPaths` of ours replaces rather than extends), plus `/proc/kmsg` as the native jail.
+pub const DEFAULT_MASKED: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/kmsg",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+pub const DEFAULT_READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// A hidden directory with a mount below it: an empty, read-only tmpfs over it.
+const HIDDEN_DIR_OPTIONS: &str = "ro,noexec,nosuid,nodev,size=64k,mode=0755";
+
+/// How a path of `filesystem.hide` is hidden in the container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hidden {
+    /// A `MaskedPaths` entry: the runtime binds /dev/null over a file, or an empty read-only
+    /// tmpfs over a directory, and skips a path the container does not have.
+    Masked(PathBuf),
+    /// An empty read-only tmpfs mounted in path order with the other mounts, for a directory
+    /// with a mount below it (which masking, done after all mounts, would cover up). The
+    /// runtime gives it the mode of the directory it covers.
+    Tmpfs(PathBuf),
+}
+
+/// Everything besides the JobSpec that decides the container's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Host paths bound read-only at the same place (the image's `sandbox.mirror` label).
+    pub mirrors: Vec<PathBuf>,
+    /// The engine's init binary at a path the container sees (under a mirror); `None` lets
+    /// the engine add its own init (`HostConfig.Init`).
+    pub mirrored_init: Option<PathBuf>,
+    pub hidden: Vec<Hidden>,
+    /// Our seccomp profile as Docker's JSON; `None` when the profile turns seccomp off.
+    pub seccomp: Option<String>,
+    /// `sandbox.*` labels: the job, and who started it (for `gc`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the docker backend cannot do yet; refused, never ignored (the same as native).
+pub fn check_supported(spec: &JobSpec) -> Result<(), SandboxError> {
+    if spec.workspace_mode == WorkspaceMode::Scratch {
+        return Err(SandboxError::Unsupported(
+            "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
+        ));
+    }
+    if spec.network == NetworkMode::Allowlist {
+        return Err(SandboxError::Unsupported(
+            "network mode `allowlist` (the egress proxy) is not built yet; use `none` or `host`"
+                .into(),
+        ));
+    }
+    if !spec.secrets.is_empty() {
+        return Err(SandboxError::Unsupported(format!(
+            "secrets ({}) are not delivered by this build; remove them from the profile",
+            spec.secrets.join(", ")
+        )));
+    }
+    if spec.workspace_mount == Path::new("/") {
+        return Err(SandboxError::InvalidSpec(
+            "filesystem.workspace.mount must not be `/`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `process.require` against what the engine enforces. Landlock is the one layer a container
+/// does not get: its read-only root and mounts stand in for it, and the Outcome says so
+/// (`isolation.landlock_abi` is null, with a note).
+pub fn check_requirements(spec: &JobSpec, engine: &EngineFacts) -> Result<(), SandboxError> {
+    for feature in &spec.require {
+        let missing = match feature {
+            Feature::Netns => (spec.network == NetworkMode::Host).then(|| {
+                "the network mode is `host`, which shares the host's network namespace".into()
+            }),
+            Feature::Seccomp => (spec.seccomp == SeccompMode::Off)
+                .then(|| "the profile turns seccomp off (`process.seccomp = \"off\"`)".into()),
+            Feature::Cgroup => engine
+                .cgroup
+                .is_none()
+                .then(|| "the Docker engine reports no cgroup version".into()),
+            Feature::Userns => (!engine.user_namespace)
+                .then(|| "the Docker engine does not remap users (dockerd --userns-remap)".into()),
+            Feature::Landlock => None,
+        };
+        if let Some(reason) = missing {
+            return Err(SandboxError::Refused {
+                feature: feature.to_string(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How each hidden path is hidden. Masking is the rule: it keeps the native jail's empty,
+/// traversable directory (a tmpfs of ours would take the mode of what it covers, and a job
+/// searching its PATH through a 0700 `/root` would get EACCES, exit 126, where the native jail
+/// says 127). A directory something is mounted below gets a tmpfs instead, so that the mount
+/// stays visible; a path something is mounted on is left to that mount. `exists` tells
+/// whether a host path exists: below a mirror that is what the container sees.
+pub fn classify_hidden(
+    spec: &JobSpec,
+    mirrors: &[PathBuf],
+    exists: impl Fn(&Path) -> bool,
+) -> Vec<Hidden> {
+    let targets: Vec<&Path> = mirrors
+        .iter()
+        .chain(&spec.read_only)
+        .chain(&spec.read_write)
+        .chain(spec.tmpfs.iter().map(|(path, _)| path))
+        .map(PathBuf::as_path)
+        .chain([spec.workspace_mount.as_path()])
+        .collect();
+    let mut hidden: Vec<Hidden> = spec
+        .hide
+        .iter()
+        .filter(|path| !targets.contains(&path.as_path()))
+        .filter(|path| !mirrors.iter().any(|m| path.starts_with(m)) || exists(path))
+        .map(|path| {
+            if targets.iter().any(|target| target.starts_with(path)) {
+                Hidden::Tmpfs(path.clone())
+            } else {
+                Hidden::Masked(path.clone())
+            }
+        })
+        .collect();
+    hidden.sort();
+    hidden.dedup();
+    hidden
+}
+
+/// The container for `spec`.
+pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody, SandboxError> {
+    check_supported(spec)?;
+    let mut mounts: Vec<Mount> = inputs
+        .mirrors
+        .iter()
+        .map(|path| bind(path, path, true))
+        .collect();
+    mounts.extend(spec.read_only.iter().map(|path| bind(path, path, true)));
+    mounts.extend(spec.read_write.iter().map(|path| bind(path, path, false)));
+    mounts.push(bind(
+        &spec.workspace,
+        &spec.workspace_mount,
+        spec.workspace_mode != WorkspaceMode::Rw,
+    ));
+
+    let mut tmpfs = HashMap::new();
+    for (target, size) in &spec.tmpfs {
+        let size = size.0.min(spec.limits.disk.0);
+        // The engine mounts tmpfs `noexec` unless told otherwise; the native jail's are not.
+        tmpfs.insert(
+            path_string(target),
+            format!(
+                "rw,exec,nosuid,nodev,size={size},mode=1777,nr_inodes={}",
+                spec.limits.files
+            ),
+        );
+    }
+    let mut masked: Vec<String> = DEFAULT_MASKED.iter().map(|p| (*p).to_owned()).collect();
+    for hidden in &inputs.hidden {
+        match hidden {
+            Hidden::Tmpfs(path) => {
+                tmpfs.insert(path_string(path), HIDDEN_DIR_OPTIONS.to_owned());
+            }
+            Hidden::Masked(path) => masked.push(path_string(path)),
+        }
+    }
+
+    let mut security = vec!["no-new-privileges".to_owned()];
+    security.push(match &inputs.seccomp {
+        Some(profile) => format!("seccomp={profile}"),
+        None => "seccomp=unconfined".to_owned(),
+    });
+
+    let limits = &spec.limits;
+    let memory = clamp(limits.memory.0);
+    let cpu_seconds = limits.cpu_time.0.as_secs().max(1);
+    let ulimit = |name: &str, soft: u64, hard: u64| ResourcesUlimits {
+        name: Some(name.to_owned()),
+        soft: Some(clamp(soft)),
+        hard: Some(clamp(hard)),
+    };
+    let network_mode = match spec.network {
+        NetworkMode::Host => "host",
+        NetworkMode::None | NetworkMode::Allowlist => "none",
+    };
+
+    let (entrypoint, init) = match &inputs.mirrored_init {
+        Some(init) => (vec![path_string(init), "--".to_owned()], false),
+        // `[""]` clears an entrypoint the image may have; the engine's init runs the command.
+        None => (vec![String::new()], true),
+    };
+
+    let host_config = HostConfig {
+        readonly_rootfs: Some(true),
+        mounts: Some(mounts),
+        tmpfs: Some(tmpfs),
+        masked_paths: Some(masked),
+        readonly_paths: Some(DEFAULT_READ_ONLY.iter().map(|p| (*p).to_owned()).collect()),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(security),
+        // Swap off: memory + swap = memory.
+        memory: Some(memory),
+        memory_swap: Some(memory),
+        nano_cpus: Some((limits.cpus * 1e9).round() as i64),
+        pids_limit: Some(clamp(limits.pids)),
+        // The native jail's rlimits: SIGXCPU at the CPU-time limit and SIGKILL a second later.
+        ulimits: Some(vec![
+            ulimit("nofile", limits.open_files, limits.open_files),
+            ulimit("fsize", limits.file_size.0, limits.file_size.0),
+            ulimit("cpu", cpu_seconds, cpu_seconds + 1),
+            ulimit("core", 0, 0),
+        ]),
+        init: Some(init),
+        network_mode: Some(network_mode.to_owned()),
+        // No /dev/shm: the native jail has none either, and it would be a writable place
+        // outside the workspace and the tmpfs mounts, beyond `limits.disk`.
+        ipc_mode: Some("none".to_owned()),
+        cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+        // The job's output reaches us through attach only: a job printing 1 GiB must not
+        // write 1 GiB of logs on the engine's disk.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_owned()),
+            config: None,
+        }),
+        auto_remove: Some(false),
+        privileged: Some(false),
+        ..HostConfig::default()
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(entrypoint),
+        cmd: Some(spec.command.clone()),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+        ),
+        user: Some(format!("{}:{}", spec.user.uid, spec.user.gid)),
+        working_dir: Some(path_string(&spec.workspace_mount)),
+        hostname: Some("sandbox".to_owned()),
+        labels: Some(inputs.labels.clone().into_iter().collect()),
+        attach_stdin: Some(false),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(false),
+        tty: Some(false),
+        host_config: Some(host_config),
+        ..ContainerCreateBody::default()
+    })
+}
+
+fn bind(source: &Path, target: &Path, read_only: bool) -> Mount {
+    Mount {
+        source: Some(path_string(source)),
+        target: Some(path_string(target)),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        bind_options: Some(MountBindOptions {
+            propagation: Some(MountBindOptionsPropagationEnum::RPRIVATE),
+            ..MountBindOptions::default()
+        }),
+        ..Mount::default()
+    }
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The engine takes signed 64-bit numbers; a limit beyond them is no limit anyway.
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::profile::{self, ByteSize, HumanDuration};
+    use crate::spec::{OutputMode, Overrides};
+
+    fn spec(profile: &str) -> JobSpec {
+        let resolved = profile::load_with_search_path(profile, &[]).unwrap();
+        let overrides = Overrides {
+            workspace: Some(std::env::temp_dir()),
+            ..Overrides::default()
+        };
+        JobSpec::new(
+            &resolved,
+            overrides,
+            vec!["sh".into(), "-c".into(), "id".into()],
+            OutputMode::Capture,
+        )
+        .unwrap()
+    }
+
+    fn host_config(body: &ContainerCreateBody) -> &HostConfig {
+        body.host_config.as_ref().unwrap()
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            mirrors: vec!["/usr".into()],
+            mirrored_init: Some("/usr/bin/docker-init".into()),
+            hidden: Vec::new(),
+            seccomp: Some("{}".into()),
+            labels: BTreeMap::from([("sandbox.job".into(), "j".into())]),
+        }
+    }
+
+    #[test]
+    fn strict_maps_every_promise() {
+        let mut spec = spec("strict");
+        spec.limits.memory = ByteSize(64 << 20);
+        spec.limits.cpus = 0.5;
+        spec.limits.pids = 64;
+        spec.limits.cpu_time = HumanDuration(Duration::from_secs(90));
+        let body = container(&spec, &inputs()).unwrap();
+        let host = host_config(&body);
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        let security = host.security_opt.as_ref().unwrap();
+        assert_eq!(security[0], "no-new-privileges");
+        assert_eq!(security[1], "seccomp={}");
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, host.memory, "swap off");
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.pids_limit, Some(64));
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("none"));
+        assert_eq!(
+            host.log_config.as_ref().unwrap().typ.as_deref(),
+            Some("none")
+        );
+        assert_eq!(host.privileged, Some(false));
+        let ulimits: BTreeMap<_, _> = host
+            .ulimits
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|u| (u.name.clone().unwrap(), (u.soft.unwrap(), u.hard.unwrap())))
+            .collect();
+        assert_eq!(ulimits["cpu"], (90, 91));
+        assert_eq!(ulimits["core"], (0, 0));
+        assert_eq!(ulimits["nofile"], (1024, 1024));
+        assert_eq!(ulimits["fsize"], (256 << 20, 256 << 20));
+        assert_eq!(body.user.as_deref(), Some("65534:65534"));
+        assert_eq!(body.hostname.as_deref(), Some("sandbox"));
+        assert_eq!(body.working_dir.as_deref(), Some("/workspace"));
+        assert_eq!(body.tty, Some(false));
+        assert_eq!(body.open_stdin, Some(false));
+        assert_eq!(body.image.as_deref(), Some("sandbox/host:latest"));
+    }
+
+    #[test]
+    fn the_environment_is_exactly_the_specs() {
+        let mut spec = spec("strict");
+        spec.env = vec![
+            ("PATH".into(), "/usr/bin".into()),
+            ("A".into(), "b=c".into()),
+        ];
+        let body = container(&spec, &inputs()).unwrap();
+        assert_eq!(
+            body.env.as_deref(),
+            Some(&["PATH=/usr/bin".to_owned(), "A=b=c".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn the_init_runs_from_the_mirror_or_is_the_engines() {
+        let spec = spec("strict");
+        let body = container(&spec, &inputs()).unwrap();
+        assert_eq!(
+            body.entrypoint.as_deref(),
+            Some(&["/usr/bin/docker-init".to_owned(), "--".to_owned()][..])
+        );
+        assert_eq!(host_config(&body).init, Some(false));
+        assert_eq!(body.cmd.as_ref().unwrap(), &spec.command);
+
+        let engine_init = Inputs {
+            mirrored_init: None,
+            ..inputs()
+        };
+        let body = container(&spec, &engine_init).unwrap();
+        assert_eq!(body.entrypoint.as_deref(), Some(&[String::new()][..]));
+        assert_eq!(host_config(&body).init, Some(true));
+    }
+
+    #[test]
+    fn mounts_mirror_workspace_and_extra_paths() {
+        let mut spec = spec("standard");
+        spec.read_only = vec!["/opt/ro".into()];
+        spec.read_write = vec!["/srv/rw".into()];
+        let body = container(&spec, &inputs()).unwrap();
+        let mounts: Vec<(String, String, bool)> = host_config(&body)
+            .mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m.typ, Some(MountType::BIND));
+                (
+                    m.source.clone().unwrap(),
+                    m.target.clone().unwrap(),
+                    m.read_only.unwrap(),
+                )
+            })
+            .collect();
+        let workspace = spec.workspace.display().to_string();
+        assert_eq!(
+            mounts,
+            [
+                ("/usr".into(), "/usr".into(), true),
+                ("/opt/ro".into(), "/opt/ro".into(), true),
+                ("/srv/rw".into(), "/srv/rw".into(), false),
+                (workspace, "/workspace".into(), false),
+            ]
+        );
+        let mut ro = spec.clone();
+        ro.workspace_mode = WorkspaceMode::Ro;
+        let body = container(&ro, &inputs()).unwrap();
+        let last = host_config(&body).mounts.as_ref().unwrap().last().cloned();
+        assert_eq!(last.unwrap().read_only, Some(true));
+    }
+
+    #[test]
+    fn tmpfs_is_capped_by_disk_and_files_and_hidden_paths_are_empty() {
+        let mut spec = spec("strict");
+        spec.tmpfs = vec![("/tmp".into(), ByteSize(1 << 30))];
+        spec.limits.disk = ByteSize(512 << 20);
+        spec.limits.files = 20000;
+        let inputs = Inputs {
+            hidden: vec![
+                Hidden::Tmpfs("/home".into()),
+                Hidden::Masked("/run/docker.sock".into()),
+            ],
+            ..inputs()
+        };
+        let body = container(&spec, &inputs).unwrap();
+        let host = host_config(&body);
+        let tmpfs = host.tmpfs.as_ref().unwrap();
+        assert_eq!(
+            tmpfs["/tmp"],
+            format!(
+                "rw,exec,nosuid,nodev,size={},mode=1777,nr_inodes=20000",
+                512 << 20
+            )
+        );
+        assert!(tmpfs["/home"].starts_with("ro,"), "{tmpfs:?}");
+        let masked = host.masked_paths.as_ref().unwrap();
+        assert!(masked.contains(&"/run/docker.sock".to_owned()));
+        assert!(masked.contains(&"/proc/kcore".to_owned()), "defaults kept");
+        assert!(host
+            .readonly_paths
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_owned()));
+    }
+
+    #[test]
+    fn hidden_paths_are_masked_unless_something_is_mounted_below() {
+        let mut spec = spec("strict");
+        spec.workspace_mount = "/home/me/project".into();
+        spec.read_only = vec!["/srv/data".into()];
+        spec.hide = [
+            "/home",
+            "/run/docker.sock",
+            "/media",
+            "/usr/share/secret",
+            "/usr/absent",
+            "/srv/data",
+            "/tmp",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let exists = |path: &Path| path != Path::new("/usr/absent");
+        assert_eq!(
+            classify_hidden(&spec, &["/usr".into()], exists),
+            [
+                Hidden::Masked("/media".into()),
+                Hidden::Masked("/run/docker.sock".into()),
+                Hidden::Masked("/usr/share/secret".into()),
+                Hidden::Tmpfs("/home".into()),
+            ],
+            "/usr/absent is not there to hide; /srv/data and /tmp are mounts of the job's"
+        );
+    }
+
+    #[test]
+    fn seccomp_off_is_unconfined_and_host_network_is_host() {
+        let mut spec = spec("permissive");
+        spec.network = NetworkMode::Host;
+        let inputs = Inputs {
+            seccomp: None,
+            ..inputs()
+        };
+        let body = container(&spec, &inputs).unwrap();
+        let host = host_config(&body);
+        assert!(host
+            .security_opt
+            .as_ref()
+            .unwrap()
+            .contains(&"seccomp=unconfined".to_owned()));
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn unbuilt_modes_are_refused() {
+        let mut scratch = spec("standard");
+        scratch.workspace_mode = WorkspaceMode::Scratch;
+        assert!(matches!(
+            container(&scratch, &inputs()),
+            Err(SandboxError::Unsupported(_))
+        ));
+        let mut allowlist = spec("standard");
+        allowlist.network = NetworkMode::Allowlist;
+        assert!(matches!(
+            check_supported(&allowlist),
+            Err(SandboxError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn requirements_are_checked_against_the_engine() {
+        let engine = EngineFacts {
+            cgroup: Some("v1".into()),
+            ..EngineFacts::default()
+        };
+        check_requirements(&spec("strict"), &engine).unwrap();
+        let mut host_net = spec("strict");
+        host_net.network = NetworkMode::Host;
+        let refused = check_requirements(&host_net, &engine).unwrap_err();
+        assert!(refused.to_string().contains("netns"), "{refused}");
+        let no_cgroup = EngineFacts::default();
+        assert!(check_requirements(&spec("strict"), &no_cgroup).is_err());
+    }
+}
