@@ -51,8 +51,9 @@ fn leftover_cgroups(supervisor: u32) -> Vec<String> {
 
 fn sigterm_kills_the_job_and_cleans_up(backend: Backend) {
     let ws = Workspace::new();
-    // Unique per test process, so a leftover of an earlier run cannot be mistaken for this job.
-    let token = &format!("4747.{}", std::process::id());
+    // Unique per test process and backend (both run at once here), so that neither a leftover
+    // of an earlier run nor the other backend's job can be mistaken for this job.
+    let token = &format!("4747.{}{}", std::process::id(), backend as u8);
     let child = Command::new(SANDBOX)
         .args([
             "exec",

@@ -13,22 +13,67 @@ pub const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Native,
+    Docker,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Native => "native",
+            Backend::Docker => "docker",
+        }
+    }
+
+    /// Why this backend cannot run here, if it cannot: the docker backend needs an engine that
+    /// answers and has the built-in profiles' image. Asked once per test binary.
+    pub fn unavailable(self) -> Option<String> {
+        match self {
+            Backend::Native => None,
+            Backend::Docker => docker_unavailable(),
         }
     }
 }
 
-/// Generates one `#[test]` per backend for each listed test function `fn name(Backend)`.
+/// The image the built-in profiles name (`backend.image`).
+pub const DOCKER_IMAGE: &str = "sandbox/host:latest";
+
+fn docker_unavailable() -> Option<String> {
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            let timeout = std::time::Duration::from_secs(5);
+            match sandbox_runtime::docker::engine_info(DOCKER_IMAGE, timeout) {
+                Ok(engine) if engine.image_present => None,
+                Ok(engine) => Some(format!(
+                    "docker {} at {} has no image {DOCKER_IMAGE}: run `sandbox image build`",
+                    engine.version, engine.endpoint
+                )),
+                Err(why) => Some(why),
+            }
+        })
+        .clone()
+}
+
+/// Generates one `#[test]` per backend for each listed test function `fn name(Backend)`. A
+/// docker test skips (see `skip`) when no engine answers or the image is missing.
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod native {
             $( #[test] fn $name() { super::$name($crate::common::Backend::Native) } )*
+        }
+        mod docker {
+            $(
+                #[test]
+                fn $name() {
+                    let backend = $crate::common::Backend::Docker;
+                    if let Some(reason) = backend.unavailable() {
+                        $crate::common::skip(&reason);
+                        return;
+                    }
+                    super::$name(backend)
+                }
+            )*
         }
     };
 }
