@@ -32,6 +32,11 @@ pub enum Command {
     /// Build or list the images the docker backend runs (built locally; no registry needed).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Remove what a crashed `sandbox` left behind: containers whose `sandbox` process is gone.
+    Gc {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +87,14 @@ pub struct ExecArgs {
     /// Most processes and threads the job may have at once.
     #[arg(long)]
     pub pids: Option<u64>,
+    /// `none` (loopback only), `allowlist` (only the --allow hosts, through sandbox's proxy) or
+    /// `host`.
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkArg>,
+    /// Let the job reach HOST:PORT through the egress proxy (repeatable): `api.example.com:443`,
+    /// `*.example.com:443`, `host:*`, `10.0.0.0/8:5432`, `[::1]:8080`.
+    #[arg(long = "allow", value_name = "HOST:PORT")]
+    pub allow: Vec<String>,
     /// Set a variable in the job: --env NAME=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -119,6 +132,13 @@ pub enum BackendArg {
     Native,
     Auto,
     Docker,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NetworkArg {
+    None,
+    Allowlist,
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -14,12 +14,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use sandbox_runtime::SandboxError;
+
 use crate::error::ImageError;
 use crate::plan::Plan;
 use crate::{ImageSummary, LABEL_BUILT_BY, LABEL_MIRROR, LABEL_SOURCE};
 
-/// How long one request may take once connected. An import streams the whole root filesystem
-/// in one request, so this is generous; connecting has its own short timeout.
+/// How long one request may take once connected. The engine answers an import only after it
+/// has read the whole root filesystem, so this is generous; connecting has its own timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Size of the pieces the tarball is streamed to the engine in; a few are in flight at once,
@@ -27,49 +29,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 const CHUNK: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Connects through `DOCKER_HOST` or the local socket and negotiates the API version (bollard's
-/// default is newer than a 20.10 engine's 1.41), giving up after `timeout`.
-// TODO(issue 4): use `sandbox_runtime::docker::connect` once the docker backend exposes it, so
-// that both crates find the engine the same way.
+/// Connects the way the docker backend does (`DOCKER_HOST` or the local socket, API version
+/// negotiated down to the engine's), so that `sandbox image build` and `sandbox exec` always
+/// talk to the same engine; then lifts the request timeout for imports.
 pub(crate) async fn connect(timeout: Duration) -> Result<Docker, ImageError> {
-    // The same rule as `Docker::connect_with_defaults`, spelled out for the error message.
-    let endpoint =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let no_engine = |reason: String| ImageError::NoEngine {
-        endpoint: endpoint.clone(),
-        reason,
-    };
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| no_engine(crate::plan::error_chain(&e)))?
-        .with_timeout(REQUEST_TIMEOUT);
-    match tokio::time::timeout(timeout, docker.negotiate_version()).await {
-        Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(error)) if permission_denied(&error) => Err(ImageError::EngineForbidden {
-            endpoint: endpoint.clone(),
-            reason: crate::plan::error_chain(&error),
-        }),
-        Ok(Err(error)) => Err(no_engine(crate::plan::error_chain(&error))),
-        Err(_) => Err(no_engine(format!(
-            "no answer in {} ms",
-            timeout.as_millis()
-        ))),
+    match sandbox_runtime::docker::connect(timeout).await {
+        Ok(docker) => Ok(docker.with_timeout(REQUEST_TIMEOUT)),
+        // The reason already names the endpoint and says what to run.
+        Err(SandboxError::Refused { reason, .. }) => Err(ImageError::NoEngine(reason)),
+        Err(other) => Err(ImageError::NoEngine(other.with_causes())),
     }
-}
-
-/// Whether an I/O error somewhere in the chain is EACCES (a socket owned by the `docker`
-/// group, and this user not in it).
-fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(current) = cause {
-        if current
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
-        {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
 }
 
 /// What an import produced.

@@ -5,18 +5,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// No engine answered (no socket, refused, or no answer in time).
-    #[error(
-        "no Docker engine answered at {endpoint} ({reason}); run scripts/setup to install and \
-         start one, or set DOCKER_HOST to a running engine"
-    )]
-    NoEngine { endpoint: String, reason: String },
-    /// The socket is there but this user may not use it.
-    #[error(
-        "the Docker engine at {endpoint} refused this user ({reason}); add the user to the \
-         `docker` group (then log in again) or run as root"
-    )]
-    EngineForbidden { endpoint: String, reason: String },
+    /// No engine answered (no socket, refused, or no answer in time); the message names the
+    /// endpoint and says what to run.
+    #[error("{0}")]
+    NoEngine(String),
     /// The engine answered but refused or failed a request.
     #[error("the Docker engine failed to {what}")]
     Engine {

@@ -494,7 +494,7 @@ fn a_tarball_that_breaks_half_way_leaves_no_image() {
     .expect("runtime");
     let (error, left) = match outcome {
         Ok(result) => result,
-        Err(error @ ImageError::NoEngine { .. }) => return skip(&error.to_string()),
+        Err(error @ ImageError::NoEngine(_)) => return skip(&error.to_string()),
         Err(error) => panic!("connect: {error}"),
     };
     let error = error.expect("the import failed");

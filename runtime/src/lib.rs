@@ -6,6 +6,7 @@ pub mod docker;
 pub mod error;
 pub mod host;
 pub mod native;
+pub mod network;
 pub mod outcome;
 pub mod output;
 pub mod profile;

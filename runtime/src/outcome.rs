@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::network::NetworkEvent;
 use crate::output::Captured;
 use crate::profile::{NetworkMode, WorkspaceMode};
 use crate::spec::{JobSpec, OutputMode};
@@ -91,7 +92,8 @@ pub struct Isolation {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NetworkReport {
     pub mode: NetworkMode,
-    pub events: Vec<serde_json::Value>,
+    /// Every connection attempt through the egress proxy, allowed or denied (allowlist mode).
+    pub events: Vec<NetworkEvent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::SandboxError;
+use crate::network::{Allowlist, ProxyConfig};
 use crate::profile::{
     BackendChoice, ByteSize, Feature, HumanDuration, Limits, NetworkMode, ResolvedProfile,
     SeccompMode, UserSpec, WorkspaceMode,
@@ -26,6 +27,8 @@ pub struct JobSpec {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
     pub network: NetworkMode,
+    /// Where `allowlist` lets the job connect, and how the egress proxy treats connections.
+    pub proxy: ProxyConfig,
     pub limits: Limits,
     pub user: UserSpec,
     /// The job's whole environment: nothing of the host's leaks in but `env.pass`.
@@ -56,6 +59,9 @@ pub struct Overrides {
     pub cpus: Option<f64>,
     pub pids: Option<u64>,
     pub env: Vec<(String, String)>,
+    pub network: Option<NetworkMode>,
+    /// Rules added to the profile's `network.allow`.
+    pub allow: Vec<String>,
 }
 
 impl JobSpec {
@@ -121,6 +127,23 @@ impl JobSpec {
             ));
         }
 
+        let network = overrides.network.unwrap_or(profile.network.mode);
+        let rules: Vec<&String> = profile
+            .network
+            .allow
+            .iter()
+            .chain(&overrides.allow)
+            .collect();
+        let allow = Allowlist::parse(&rules).map_err(|error| {
+            SandboxError::InvalidSpec(format!("network.allow / --allow: {error}"))
+        })?;
+        if !allow.rules.is_empty() && network != NetworkMode::Allowlist {
+            return Err(SandboxError::InvalidSpec(format!(
+                "allow rules are given but the network mode is `{network}`: use --network allowlist \
+                 (or the `networked` profile)"
+            )));
+        }
+
         let fs = &profile.filesystem;
         let paths = |list: &[crate::profile::AbsolutePath]| {
             list.iter()
@@ -144,7 +167,13 @@ impl JobSpec {
             hide: paths(&fs.hide),
             read_only: paths(&fs.read_only),
             read_write: paths(&fs.read_write),
-            network: profile.network.mode,
+            network,
+            proxy: ProxyConfig {
+                allowlist: allow,
+                idle_timeout: profile.network.idle_timeout.0,
+                total_timeout: profile.network.connection_time.0,
+                max_connections: profile.network.max_connections as usize,
+            },
             limits,
             user: profile.process.user,
             env,

@@ -1,11 +1,11 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
 use anyhow::Context;
-use sandbox_runtime::profile::{self, BackendChoice, WorkspaceMode};
+use sandbox_runtime::profile::{self, BackendChoice, NetworkMode, WorkspaceMode};
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
 
 use super::print_json;
-use crate::cli::{BackendArg, ExecArgs, OutputFormat, WorkspaceModeArg};
+use crate::cli::{BackendArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
 
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let resolved = profile::load(&args.profile)?;
@@ -65,6 +65,12 @@ fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
         cpus: args.cpus,
         pids: args.pids,
         env,
+        network: args.network.map(|mode| match mode {
+            NetworkArg::None => NetworkMode::None,
+            NetworkArg::Allowlist => NetworkMode::Allowlist,
+            NetworkArg::Host => NetworkMode::Host,
+        }),
+        allow: args.allow.clone(),
     })
 }
 

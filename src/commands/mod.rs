@@ -2,6 +2,7 @@
 
 mod doctor;
 mod exec;
+mod gc;
 mod image;
 mod profile;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Image(command) => image::run(command),
+        Command::Gc { output } => gc::run(output),
     }
 }
 

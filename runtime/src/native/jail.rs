@@ -37,6 +37,8 @@ pub struct JailPlan {
     pub outer_ids: Option<(Uid, Gid)>,
     pub cgroup_join: Vec<PathBuf>,
     pub loopback: bool,
+    /// The egress forwarder: a port on the jail's loopback and the proxy socket it leads to.
+    pub forward: Option<(u16, PathBuf)>,
     pub tmpfs: Vec<PathBuf>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -67,7 +69,7 @@ pub enum Report {
 }
 
 /// The exit status of the init when setup failed.
-pub const SETUP_FAILED: isize = 125;
+pub const SETUP_FAILED: i32 = 125;
 
 fn send(report: BorrowedFd<'_>, message: &Report) {
     if let Ok(mut line) = serde_json::to_vec(message) {
@@ -89,14 +91,16 @@ fn failed(error: &SandboxError) -> Report {
     }
 }
 
-/// The body of the cloned child (pid 1 of the jail). Returns its exit status.
-pub fn init(plan: &JailPlan) -> isize {
+/// The body of the cloned child (pid 1 of the jail). Ends the process with `exit_group`: a
+/// plain return would end only this thread and leave the forwarder thread (and with it the
+/// whole namespace) alive.
+pub fn init(plan: &JailPlan) -> ! {
     let report = plan.report.as_fd_borrowed();
     let job = match prepare(plan) {
         Ok(job) => job,
         Err(error) => {
             send(report, &failed(&error));
-            return SETUP_FAILED;
+            sys::exit_now(SETUP_FAILED);
         }
     };
     let main_status = reap_until_empty(job);
@@ -115,7 +119,7 @@ pub fn init(plan: &JailPlan) -> isize {
             exhausted_inodes,
         },
     );
-    0
+    sys::exit_now(0)
 }
 
 trait AsFdBorrowed {
@@ -162,15 +166,31 @@ fn prepare(plan: &JailPlan) -> Result<Pid, SandboxError> {
     if plan.loopback {
         sys::loopback_up()?;
     }
+    // Listening before the job exists, so its first connection finds the port open.
+    let forwarder = match &plan.forward {
+        Some((port, socket)) => {
+            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, *port))
+                .map_err(|source| SandboxError::Io {
+                    what: format!("listen on 127.0.0.1:{port} for the egress proxy"),
+                    path: socket.clone(),
+                    source,
+                })?;
+            Some((listener, socket.clone()))
+        }
+        None => None,
+    };
     #[allow(unsafe_code)]
     // SAFETY: this process has one thread, so the child inherits no lock held by another thread.
     match unsafe { fork() }.map_err(|e| SandboxError::sys("fork(job)", e))? {
         ForkResult::Child => {
             let error = exec_job(plan);
             send(plan.report.as_fd_borrowed(), &failed(&error));
-            sys::exit_now(SETUP_FAILED as i32);
+            sys::exit_now(SETUP_FAILED);
         }
         ForkResult::Parent { child } => {
+            if let Some((listener, socket)) = forwarder {
+                super::egress::forward(listener, socket);
+            }
             // Only the job keeps the output pipes, so the supervisor sees EOF when it is gone.
             let _ = nix::unistd::close(plan.stdout.as_raw_fd());
             let _ = nix::unistd::close(plan.stderr.as_raw_fd());

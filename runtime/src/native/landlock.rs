@@ -23,8 +23,10 @@ pub struct LandlockPlan {
     pub writable: Vec<PathBuf>,
     /// Device files the job may read and write.
     pub devices: Vec<PathBuf>,
-    /// Deny TCP bind and connect (every network mode but `host`).
+    /// Deny TCP connect (every network mode but `host`) ...
     pub deny_tcp: bool,
+    /// ... except to these ports (the egress proxy's forwarder).
+    pub tcp_connect: Vec<u16>,
     /// Refuse to run when the kernel does not enforce the ruleset.
     pub required: bool,
 }
@@ -50,10 +52,10 @@ impl LandlockPlan {
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(all)
             .map_err(fail)?;
+        // Connect only, as DESIGN section 3 says. The price: a job cannot connect to a TCP server
+        // it runs on its own loopback either (unix sockets still work).
         if self.deny_tcp {
-            ruleset = ruleset
-                .handle_access(AccessNet::from_all(TARGET_ABI))
-                .map_err(fail)?;
+            ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(fail)?;
         }
         let mut ruleset = ruleset
             .scope(Scope::from_all(TARGET_ABI))
@@ -73,6 +75,11 @@ impl LandlockPlan {
             })?;
             ruleset = ruleset
                 .add_rule(landlock::PathBeneath::new(fd, access))
+                .map_err(fail)?;
+        }
+        for port in &self.tcp_connect {
+            ruleset = ruleset
+                .add_rule(landlock::NetPort::new(*port, AccessNet::ConnectTcp))
                 .map_err(fail)?;
         }
         let status: RestrictionStatus = ruleset.restrict_self().map_err(fail)?;

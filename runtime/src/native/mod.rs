@@ -3,6 +3,7 @@
 //! jail, enforces wall time, collects output and turns what happened into the Outcome.
 
 pub mod cgroups;
+mod egress;
 mod jail;
 pub mod landlock;
 pub mod mounts;
@@ -31,10 +32,12 @@ use crate::profile::{Feature, NetworkMode, WorkspaceMode};
 use crate::spec::JobSpec;
 
 use self::cgroups::JobCgroup;
+use self::egress::Egress;
 use self::jail::{JailPlan, Report};
 use self::landlock::LandlockPlan;
 use self::mounts::MountPlan;
 use self::seccomp::SeccompPlan;
+use crate::network;
 
 /// Signals that end the job early; the supervisor cleans up and exits 128+N.
 const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
@@ -63,12 +66,6 @@ fn refuse_unbuilt_features(spec: &JobSpec) -> Result<(), SandboxError> {
     if spec.workspace_mode == WorkspaceMode::Scratch {
         return Err(SandboxError::Unsupported(
             "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
-        ));
-    }
-    if spec.network == NetworkMode::Allowlist {
-        return Err(SandboxError::Unsupported(
-            "network mode `allowlist` (the egress proxy) is not built yet; use `none` or `host`"
-                .into(),
         ));
     }
     if !spec.secrets.is_empty() {
@@ -112,7 +109,12 @@ fn run_in_cgroup(
     cgroup: Option<&JobCgroup>,
     backend_reason: String,
 ) -> Result<Outcome, SandboxError> {
-    let mounts = MountPlan::new(spec, Path::new("/"))?;
+    let mut egress = match spec.network {
+        NetworkMode::Allowlist => Some(Egress::prepare(&spec.id)?),
+        _ => None,
+    };
+    let proxy_socket = egress.as_ref().map(Egress::socket);
+    let mounts = MountPlan::new(spec, Path::new("/"), proxy_socket.as_deref())?;
     let (report_read, report_write) = pipe()?;
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
@@ -127,6 +129,13 @@ fn run_in_cgroup(
         env: cstrings(
             spec.env
                 .iter()
+                .chain(
+                    egress
+                        .as_ref()
+                        .map(|_| network::proxy_env())
+                        .iter()
+                        .flatten(),
+                )
                 .map(|(k, v)| format!("{k}={v}").into_bytes()),
             "environment",
         )?,
@@ -144,6 +153,11 @@ fn run_in_cgroup(
                 .map(|name| Path::new("/dev").join(name))
                 .collect(),
             deny_tcp: spec.network != NetworkMode::Host,
+            tcp_connect: egress
+                .as_ref()
+                .map(|_| network::PROXY_PORT)
+                .into_iter()
+                .collect(),
             required: spec.require.contains(&Feature::Landlock),
         },
         seccomp: SeccompPlan::build(spec.seccomp)?,
@@ -152,6 +166,9 @@ fn run_in_cgroup(
         outer_ids: rootless.then(|| (nix::unistd::geteuid(), nix::unistd::getegid())),
         cgroup_join: cgroup.map(JobCgroup::join_files).unwrap_or_default(),
         loopback: spec.network != NetworkMode::Host,
+        forward: egress
+            .as_ref()
+            .map(|_| (network::PROXY_PORT, PathBuf::from(egress::JAIL_SOCKET))),
         tmpfs,
         stdout: stdout_write,
         stderr: stderr_write,
@@ -200,6 +217,10 @@ fn run_in_cgroup(
         }
     };
 
+    let proxy = egress
+        .as_mut()
+        .map(|egress| egress.start(spec.proxy.clone()))
+        .transpose();
     let (stdout_sink, stderr_sink) = OutputSink::pair(spec.output, spec.limits.output.0);
     let readers = [
         spawn_reader(stdout_read, stdout_sink),
@@ -215,6 +236,7 @@ fn run_in_cgroup(
         interrupted,
     } = waited?;
     let [stdout, stderr] = readers.map(|reader| reader.join().unwrap_or_default());
+    let events = proxy?.map(egress::RunningProxy::finish).unwrap_or_default();
     let reports = read_reports(report_read);
     if let Some(signal) = interrupted {
         return Err(SandboxError::Interrupted {
@@ -257,6 +279,7 @@ fn run_in_cgroup(
     outcome.cpu_ms = exit.cpu.as_secs_f64() * 1000.0;
     outcome.peak_memory_bytes = stats.peak_memory.or(Some(exit.max_rss_bytes));
     outcome.set_output(spec.output, stdout, stderr);
+    outcome.network.events = events;
     let ending = match finished {
         Some(Report::Finished {
             exit_code,

@@ -76,6 +76,11 @@ pub enum MountOp {
     HideFile {
         target: PathBuf,
     },
+    /// The egress proxy's socket, bound last so that no hidden path can cover it.
+    ProxySocket {
+        source: PathBuf,
+        target: PathBuf,
+    },
 }
 
 /// The whole filesystem of a job, in the order it is built.
@@ -88,7 +93,11 @@ pub struct MountPlan {
 impl MountPlan {
     /// Plans the jail's filesystem. Reads the host's `/` (top-level entries, and what hidden
     /// paths resolve to) but changes nothing.
-    pub fn new(spec: &JobSpec, host_root: &Path) -> Result<MountPlan, SandboxError> {
+    pub fn new(
+        spec: &JobSpec,
+        host_root: &Path,
+        proxy_socket: Option<&Path>,
+    ) -> Result<MountPlan, SandboxError> {
         let mut ops = Vec::new();
         let entries = std::fs::read_dir(host_root).map_err(|source| SandboxError::Io {
             what: "list the host root".into(),
@@ -158,6 +167,12 @@ impl MountPlan {
             target: spec.workspace_mount.clone(),
             writable: spec.workspace_mode == WorkspaceMode::Rw,
         });
+        if let Some(socket) = proxy_socket {
+            ops.push(MountOp::ProxySocket {
+                source: socket.to_owned(),
+                target: super::egress::JAIL_SOCKET.into(),
+            });
+        }
         Ok(MountPlan {
             ops,
             workdir: spec.workspace_mount.clone(),
@@ -366,6 +381,11 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
                 read_only_at_end.push(target);
             }
         }
+        MountOp::ProxySocket { source, target } => {
+            let target = new(target);
+            make_file(&target)?;
+            bind(&old(source), &target, false)?;
+        }
         MountOp::HideFile { target } => {
             let target = new(target);
             if target.symlink_metadata().is_ok() {
@@ -545,7 +565,7 @@ mod tests {
             std::fs::create_dir(root.path().join(dir)).unwrap();
         }
         std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
-        let plan = MountPlan::new(&spec("strict"), root.path()).unwrap();
+        let plan = MountPlan::new(&spec("strict"), root.path(), None).unwrap();
         assert!(plan.ops.contains(&MountOp::HostDir { name: "usr".into() }));
         assert!(plan.ops.contains(&MountOp::HostSymlink {
             name: "bin".into(),

@@ -138,13 +138,32 @@ pub enum CommitPolicy {
     Never,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkSection {
     /// `none` (loopback only), `allowlist` (only through the egress proxy) or `host`.
     pub mode: NetworkMode,
-    /// Allowed destinations: `host:port`, `*.domain:port`, `host:*`, `10.0.0.0/8:5432`.
+    /// Allowed destinations: `host:port`, `*.domain:port`, `host:*`, `10.0.0.0/8:5432`,
+    /// `[::1]:443`; a leading `!` denies, and deny wins.
     pub allow: Vec<String>,
+    /// A proxied connection with no traffic either way for this long is closed.
+    pub idle_timeout: HumanDuration,
+    /// No proxied connection lives longer than this.
+    pub connection_time: HumanDuration,
+    /// Proxied connections open at once; more are refused.
+    pub max_connections: u32,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            mode: NetworkMode::None,
+            allow: Vec::new(),
+            idle_timeout: HumanDuration(std::time::Duration::from_secs(60)),
+            connection_time: HumanDuration(std::time::Duration::from_secs(3600)),
+            max_connections: 512,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

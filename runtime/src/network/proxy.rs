@@ -1,0 +1,682 @@
+//! The egress proxy: HTTP CONNECT, plain-HTTP proxying (absolute-URI requests) and SOCKS5
+//! (no auth, domain names allowed), on one listener. It resolves names itself, decides with
+//! the allowlist, and records every attempt, allowed or denied, as a `NetworkEvent`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+
+use super::rules::{Allowlist, Decision, Target};
+
+/// One connection attempt through the proxy, as the Outcome reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkEvent {
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    /// The address connected to (or that decided a denial), when the name resolved.
+    pub address: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The rule that decided, when one did.
+    pub rule: Option<String>,
+    pub reason: String,
+    /// Bytes from the job to the destination, and back.
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub allowlist: Allowlist,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// No connection lives longer than this.
+    pub total_timeout: Duration,
+    /// Connections open at once; more are refused (and recorded).
+    pub max_connections: usize,
+}
+
+/// The proxy's shared state: configuration, the open-connection budget and the event log.
+#[derive(Clone)]
+pub struct Proxy {
+    config: Arc<ProxyConfig>,
+    slots: Arc<Semaphore>,
+    events: Arc<Mutex<Vec<NetworkEvent>>>,
+    /// Set when the job has ended: open connections are closed and recorded at once.
+    stopped: watch::Sender<bool>,
+}
+
+const MAX_HEADER: usize = 16 * 1024;
+
+impl Proxy {
+    pub fn new(config: ProxyConfig) -> Proxy {
+        Proxy {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            config: Arc::new(config),
+            events: Arc::new(Mutex::new(Vec::new())),
+            stopped: watch::channel(false).0,
+        }
+    }
+
+    /// Ends every connection (recording what it carried) and makes `serve_unix` return.
+    pub fn stop(&self) {
+        self.stopped.send_replace(true);
+    }
+
+    /// Accepts clients on `listener` until `stop`, each served by its own task; returns once
+    /// every connection has been recorded.
+    pub async fn serve_unix(&self, listener: tokio::net::UnixListener) {
+        let mut stopped = self.stopped.subscribe();
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        let proxy = self.clone();
+                        connections.spawn(async move { proxy.handle(stream).await });
+                    }
+                }
+                _ = stopped.wait_for(|stopped| *stopped) => break,
+            }
+        }
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// Every event so far, in order of completion.
+    pub fn events(&self) -> Vec<NetworkEvent> {
+        self.events
+            .lock()
+            .map(|events| events.clone())
+            .unwrap_or_default()
+    }
+
+    /// Serves one client connection to the end.
+    pub async fn handle<S>(&self, mut client: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let started = Instant::now();
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            let reason = format!(
+                "too many connections at once (limit {})",
+                self.config.max_connections
+            );
+            let _ = client
+                .write_all(http_response(503, "Service Unavailable", &reason).as_bytes())
+                .await;
+            self.record(Attempt::refused("unknown", "", 0, reason), started);
+            return;
+        };
+        let mut stopped = self.stopped.subscribe();
+        let serve = async {
+            let mut first = [0u8; 1];
+            if client.read_exact(&mut first).await.is_err() {
+                return;
+            }
+            if first[0] == 0x05 {
+                self.socks5(client, started).await;
+            } else {
+                self.http(client, first[0], started).await;
+            }
+        };
+        // A connection still being set up when the job ends is dropped; relays record
+        // themselves (see `relay`).
+        tokio::select! {
+            biased;
+            _ = serve => {}
+            _ = stopped.wait_for(|stopped| *stopped) => {}
+        }
+    }
+
+    async fn http<S>(&self, mut client: S, first: u8, started: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut head = vec![first];
+        let Some(end) = read_head(&mut client, &mut head).await else {
+            let _ = client
+                .write_all(
+                    http_response(400, "Bad Request", "malformed or oversized request head")
+                        .as_bytes(),
+                )
+                .await;
+            return;
+        };
+        let text = String::from_utf8_lossy(&head[..end]).into_owned();
+        let mut lines = text.split("\r\n");
+        let request_line = lines.next().unwrap_or("");
+        let mut parts = request_line.split(' ');
+        let (method, uri, version) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("HTTP/1.1"),
+        );
+        if method.eq_ignore_ascii_case("CONNECT") {
+            let Some((host, port)) = split_host_port(uri, None) else {
+                let _ = client
+                    .write_all(
+                        http_response(400, "Bad Request", "CONNECT needs host:port").as_bytes(),
+                    )
+                    .await;
+                return;
+            };
+            let Some(upstream) = self
+                .open("connect", &host, port, started, &mut client, Reply::Http)
+                .await
+            else {
+                return;
+            };
+            if client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            // Anything the client sent after the head already belongs to the tunnel.
+            self.relay(client, upstream, head[end..].to_vec()).await;
+            return;
+        }
+        let Some(rest) = uri.strip_prefix("http://") else {
+            let _ = client
+                .write_all(
+                    http_response(
+                        400,
+                        "Bad Request",
+                        "send absolute http:// URIs or CONNECT: this is a proxy",
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            return;
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let Some((host, port)) = split_host_port(authority, Some(80)) else {
+            let _ = client
+                .write_all(http_response(400, "Bad Request", "bad host in URI").as_bytes())
+                .await;
+            return;
+        };
+        let Some(upstream) = self
+            .open("http", &host, port, started, &mut client, Reply::Http)
+            .await
+        else {
+            return;
+        };
+        // Origin-form request line, hop-by-hop proxy headers dropped, one request per connection.
+        let mut forwarded = format!("{method} {path} {version}\r\n");
+        for line in lines.filter(|l| !l.is_empty()) {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if !matches!(
+                name.as_str(),
+                "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+            ) {
+                forwarded.push_str(line);
+                forwarded.push_str("\r\n");
+            }
+        }
+        forwarded.push_str("Connection: close\r\n\r\n");
+        let mut pending = forwarded.into_bytes();
+        pending.extend_from_slice(&head[end..]);
+        self.relay(client, upstream, pending).await;
+    }
+
+    async fn socks5<S>(&self, mut client: S, started: Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        // Greeting: VER(already read) NMETHODS METHODS...; we only speak "no authentication".
+        let Ok(count) = client.read_u8().await else {
+            return;
+        };
+        let mut methods = vec![0u8; usize::from(count)];
+        if client.read_exact(&mut methods).await.is_err() {
+            return;
+        }
+        if !methods.contains(&0x00) {
+            let _ = client.write_all(&[0x05, 0xff]).await;
+            return;
+        }
+        if client.write_all(&[0x05, 0x00]).await.is_err() {
+            return;
+        }
+        let mut request = [0u8; 4];
+        if client.read_exact(&mut request).await.is_err() {
+            return;
+        }
+        let [_, command, _, address_type] = request;
+        let host = match address_type {
+            0x01 => {
+                let mut octets = [0u8; 4];
+                if client.read_exact(&mut octets).await.is_err() {
+                    return;
+                }
+                IpAddr::from(octets).to_string()
+            }
+            0x04 => {
+                let mut octets = [0u8; 16];
+                if client.read_exact(&mut octets).await.is_err() {
+                    return;
+                }
+                IpAddr::from(octets).to_string()
+            }
+            0x03 => {
+                let Ok(length) = client.read_u8().await else {
+                    return;
+                };
+                let mut name = vec![0u8; usize::from(length)];
+                if client.read_exact(&mut name).await.is_err() {
+                    return;
+                }
+                String::from_utf8_lossy(&name).into_owned()
+            }
+            _ => {
+                let _ = client.write_all(&socks_reply(0x08)).await;
+                return;
+            }
+        };
+        let Ok(port) = client.read_u16().await else {
+            return;
+        };
+        if command != 0x01 {
+            // Only CONNECT: BIND and UDP ASSOCIATE would open doors the allowlist cannot see.
+            let _ = client.write_all(&socks_reply(0x07)).await;
+            self.record(
+                Attempt::refused(
+                    "socks5",
+                    &host,
+                    port,
+                    "only the SOCKS5 CONNECT command is supported (no UDP, no BIND)".into(),
+                ),
+                started,
+            );
+            return;
+        }
+        let Some(upstream) = self
+            .open("socks5", &host, port, started, &mut client, Reply::Socks)
+            .await
+        else {
+            return;
+        };
+        if client.write_all(&socks_reply(0x00)).await.is_err() {
+            return;
+        }
+        self.relay(client, upstream, Vec::new()).await;
+    }
+
+    /// Resolves, decides and connects; on refusal answers the client (403 / SOCKS code) and
+    /// records the denial.
+    async fn open<S>(
+        &self,
+        protocol: &str,
+        host: &str,
+        port: u16,
+        started: Instant,
+        client: &mut S,
+        reply: Reply,
+    ) -> Option<Upstream>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let target = Target::parse(host);
+        let early = self.config.allowlist.refuse_early(&target, port);
+        let resolved: Vec<IpAddr> = match (&target, &early) {
+            (_, Some(_)) => Vec::new(),
+            (Target::Addr(addr), None) => vec![*addr],
+            (Target::Name(name), None) => tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+        };
+        let decision =
+            early.unwrap_or_else(|| self.config.allowlist.decide(&target, port, &resolved));
+        let attempt = Attempt {
+            protocol: protocol.into(),
+            host: target.to_string(),
+            port,
+            address: resolved.first().map(ToString::to_string),
+            decision: decision.clone(),
+        };
+        if !decision.allow {
+            let _ = match reply {
+                Reply::Http => {
+                    client
+                        .write_all(
+                            http_response(
+                                403,
+                                "Forbidden",
+                                &format!("sandbox: {}", decision.reason),
+                            )
+                            .as_bytes(),
+                        )
+                        .await
+                }
+                Reply::Socks => client.write_all(&socks_reply(0x02)).await,
+            };
+            self.record(attempt, started);
+            return None;
+        }
+        let addresses: Vec<SocketAddr> = resolved
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        match tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&addresses[..]))
+            .await
+        {
+            Ok(Ok(stream)) => {
+                let address = stream.peer_addr().ok().map(|a| a.ip().to_string());
+                Some(Upstream {
+                    stream,
+                    attempt: Attempt {
+                        address: address.or(attempt.address.clone()),
+                        ..attempt
+                    },
+                    started,
+                })
+            }
+            Ok(Err(error)) => {
+                let reason = format!("allowed, but connecting to {host}:{port} failed: {error}");
+                let _ = match reply {
+                    Reply::Http => {
+                        client
+                            .write_all(http_response(502, "Bad Gateway", &reason).as_bytes())
+                            .await
+                    }
+                    Reply::Socks => client.write_all(&socks_reply(0x05)).await,
+                };
+                self.record(
+                    Attempt {
+                        decision: Decision { reason, ..decision },
+                        ..attempt
+                    },
+                    started,
+                );
+                None
+            }
+            Err(_) => {
+                let reason = format!("allowed, but {host}:{port} did not answer within 30s");
+                let _ = match reply {
+                    Reply::Http => {
+                        client
+                            .write_all(http_response(504, "Gateway Timeout", &reason).as_bytes())
+                            .await
+                    }
+                    Reply::Socks => client.write_all(&socks_reply(0x04)).await,
+                };
+                self.record(
+                    Attempt {
+                        decision: Decision { reason, ..decision },
+                        ..attempt
+                    },
+                    started,
+                );
+                None
+            }
+        }
+    }
+
+    /// Copies both ways until either side closes, the connection is idle too long, or its
+    /// total time is up; then records the allowed connection with its byte counts.
+    async fn relay<S>(&self, client: S, upstream: Upstream, pending: Vec<u8>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Upstream {
+            mut stream,
+            attempt,
+            started,
+        } = upstream;
+        let sent = AtomicU64::new(0);
+        let received = AtomicU64::new(0);
+        let clock = Instant::now();
+        let last_activity = AtomicU64::new(0);
+        if !pending.is_empty() {
+            if stream.write_all(&pending).await.is_err() {
+                self.record(attempt, started);
+                return;
+            }
+            sent.fetch_add(pending.len() as u64, Ordering::Relaxed);
+        }
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let (mut upstream_read, mut upstream_write) = stream.split();
+        let outbound = pump(
+            &mut client_read,
+            &mut upstream_write,
+            &sent,
+            &last_activity,
+            clock,
+        );
+        let inbound = pump(
+            &mut upstream_read,
+            &mut client_write,
+            &received,
+            &last_activity,
+            clock,
+        );
+        let idle = self.config.idle_timeout;
+        let mut stopped = self.stopped.subscribe();
+        let mut ended = "closed";
+        tokio::select! {
+            biased;
+            _ = async { tokio::join!(outbound, inbound) } => {}
+            _ = watch_idle(&last_activity, clock, idle) => ended = "idle timeout",
+            _ = tokio::time::sleep(self.config.total_timeout) => ended = "total-time limit",
+            _ = stopped.wait_for(|stopped| *stopped) => ended = "end of the job",
+        }
+        let mut attempt = attempt;
+        if ended != "closed" {
+            attempt.decision.reason = format!("{}; closed at the {ended}", attempt.decision.reason);
+        }
+        let counted = attempt.with_bytes(
+            sent.load(Ordering::Relaxed),
+            received.load(Ordering::Relaxed),
+        );
+        self.record(counted, started);
+    }
+
+    fn record(&self, attempt: impl Into<NetworkEvent>, started: Instant) {
+        let mut event: NetworkEvent = attempt.into();
+        event.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Reply {
+    Http,
+    Socks,
+}
+
+struct Upstream {
+    stream: TcpStream,
+    attempt: Attempt,
+    started: Instant,
+}
+
+#[derive(Clone)]
+struct Attempt {
+    protocol: String,
+    host: String,
+    port: u16,
+    address: Option<String>,
+    decision: Decision,
+}
+
+/// An attempt with its byte counts, ready to become an event.
+struct Counted(Attempt, u64, u64);
+
+impl Attempt {
+    fn refused(protocol: &str, host: &str, port: u16, reason: String) -> Attempt {
+        Attempt {
+            protocol: protocol.into(),
+            host: host.into(),
+            port,
+            address: None,
+            decision: Decision {
+                allow: false,
+                rule: None,
+                reason,
+            },
+        }
+    }
+
+    fn with_bytes(self, out: u64, received: u64) -> Counted {
+        Counted(self, out, received)
+    }
+}
+
+impl From<Attempt> for NetworkEvent {
+    fn from(attempt: Attempt) -> NetworkEvent {
+        Counted(attempt, 0, 0).into()
+    }
+}
+
+impl From<Counted> for NetworkEvent {
+    fn from(Counted(attempt, bytes_out, bytes_in): Counted) -> NetworkEvent {
+        NetworkEvent {
+            protocol: attempt.protocol,
+            host: attempt.host,
+            port: attempt.port,
+            address: attempt.address,
+            decision: if attempt.decision.allow {
+                "allow"
+            } else {
+                "deny"
+            }
+            .into(),
+            rule: attempt.decision.rule,
+            reason: attempt.decision.reason,
+            bytes_out,
+            bytes_in,
+            duration_ms: 0.0,
+        }
+    }
+}
+
+async fn pump<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    counter: &AtomicU64,
+    activity: &AtomicU64,
+    clock: Instant,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let count = match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(count) => count,
+        };
+        if writer.write_all(&buffer[..count]).await.is_err() {
+            break;
+        }
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+        activity.store(clock.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    let _ = writer.shutdown().await;
+}
+
+async fn watch_idle(activity: &AtomicU64, clock: Instant, idle: Duration) {
+    loop {
+        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+        let quiet = clock.elapsed().saturating_sub(last);
+        if quiet >= idle {
+            return;
+        }
+        tokio::time::sleep(idle - quiet).await;
+    }
+}
+
+/// Reads until the blank line ending an HTTP head; returns its end (after `\r\n\r\n`).
+async fn read_head<S: AsyncRead + Unpin>(client: &mut S, head: &mut Vec<u8>) -> Option<usize> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(position) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(position + 4);
+        }
+        if head.len() > MAX_HEADER {
+            return None;
+        }
+        let count = client.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        head.extend_from_slice(&chunk[..count]);
+    }
+}
+
+/// `host:port`, `[v6]:port`, or `host` with a default port.
+fn split_host_port(authority: &str, default_port: Option<u16>) -> Option<(String, u16)> {
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, host)| host)
+        .unwrap_or(authority);
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None => default_port?,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host.to_owned(), port.parse().ok()?)),
+        _ if !authority.is_empty() => Some((authority.to_owned(), default_port?)),
+        _ => None,
+    }
+}
+
+fn http_response(code: u16, status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {code} {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}\n",
+        body.len() + 1
+    )
+}
+
+/// A SOCKS5 reply with `code` and an empty bound address.
+fn socks_reply(code: u8) -> [u8; 10] {
+    [0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_split() {
+        assert_eq!(
+            split_host_port("example.com:443", None),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(
+            split_host_port("example.com", Some(80)),
+            Some(("example.com".into(), 80))
+        );
+        assert_eq!(
+            split_host_port("[::1]:8080", None),
+            Some(("::1".into(), 8080))
+        );
+        assert_eq!(
+            split_host_port("user@host:81", None),
+            Some(("host".into(), 81))
+        );
+        assert_eq!(split_host_port("example.com", None), None);
+        assert_eq!(split_host_port(":80", None), None);
+    }
+}
