@@ -61,9 +61,9 @@ async fn connect_to(endpoint: &str, timeout: Duration) -> Result<Docker, String>
     };
     let no_engine = |cause: String| {
         format!(
-            "no Docker engine answered at {endpoint} within {}ms ({cause}): run scripts/setup \
+            "no Docker engine answered at {endpoint} within {} ({cause}): run scripts/setup \
              (installs and starts dockerd)",
-            timeout.as_millis()
+            human(timeout)
         )
     };
     let client = client.map_err(|error| no_engine(describe(&error)))?;
@@ -198,11 +198,20 @@ pub async fn engine_info(image: &str, timeout: Duration) -> Result<EngineInfo, S
         .await
         .unwrap_or_else(|_| {
             Err(format!(
-                "no Docker engine answered at {endpoint} within {}ms: run scripts/setup \
+                "no Docker engine answered at {endpoint} within {}: run scripts/setup \
                  (installs and starts dockerd)",
-                timeout.as_millis()
+                human(timeout)
             ))
         })
+}
+
+/// `500ms`, `10s`: how long we waited, as a person would write it.
+fn human(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 && duration.as_secs() > 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
 }
 
 /// An error with its causes, on one line: bollard's own messages ("error in the hyper legacy
