@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::native::cgroups::CgroupHost;
 use crate::native::landlock::kernel_abi;
-use crate::profile::{self, Feature, NetworkMode};
+use crate::profile::{self, Feature};
 
 pub struct HostFacts {
     pub landlock_abi: Option<i32>,
@@ -147,7 +147,7 @@ pub fn doctor() -> DoctorReport {
             },
         },
         overlayfs: facts.overlayfs,
-        docker: docker_socket(),
+        docker: docker_engine(),
         profiles,
     }
 }
@@ -164,9 +164,6 @@ fn readiness(facts: &HostFacts, profile: &profile::Profile) -> Vec<String> {
                 .map(|why| format!("{feature}: {why}"))
         })
         .collect();
-    if profile.network.mode == NetworkMode::Allowlist {
-        missing.push("network allowlist: the egress proxy is not built yet".into());
-    }
     if !nix::unistd::geteuid().is_root() {
         if let Err(why) = &facts.user_namespaces {
             missing.push(format!("userns: {why}"));
@@ -175,20 +172,31 @@ fn readiness(facts: &HostFacts, profile: &profile::Profile) -> Vec<String> {
     missing
 }
 
-fn docker_socket() -> FeatureState {
-    let socket = std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
-        .unwrap_or_else(|| "/var/run/docker.sock".into());
-    let present = Path::new(&socket).exists();
-    FeatureState {
-        available: false,
-        detail: if present {
-            format!("socket {socket} present; the docker backend is not part of this build yet")
-        } else {
-            format!(
-                "no engine socket at {socket}; the docker backend is not part of this build yet"
-            )
+/// The Docker engine as `auto` sees it: version, API, storage driver, cgroup version, and
+/// whether the default image is there.
+fn docker_engine() -> FeatureState {
+    let image = profile::BackendSection::default().image;
+    match crate::docker::engine_info(&image, crate::AUTO_ENGINE_TIMEOUT) {
+        Ok(engine) => FeatureState {
+            available: engine.image_present,
+            detail: format!(
+                "{} at {} (API {}, storage {}, cgroup {}); image {} {}",
+                engine.version,
+                engine.endpoint,
+                engine.api_version,
+                engine.storage_driver,
+                engine.cgroup_version,
+                engine.image,
+                if engine.image_present {
+                    "present"
+                } else {
+                    "missing: run `sandbox image build`"
+                }
+            ),
+        },
+        Err(why) => FeatureState {
+            available: false,
+            detail: why,
         },
     }
 }

@@ -10,6 +10,7 @@ use bollard::models::{
 };
 
 use crate::error::SandboxError;
+use crate::network;
 use crate::profile::{Feature, NetworkMode, SeccompMode, WorkspaceMode};
 use crate::spec::JobSpec;
 
@@ -70,16 +71,13 @@ pub struct Inputs {
 }
 
 /// What the docker backend cannot do yet; refused, never ignored (the same as native).
+/// Runs the job once a line arrives on stdin (see `container`); `$0` names the wrapper.
+pub const ALLOWLIST_GATE: [&str; 4] = ["/bin/sh", "-c", "read -r _ && exec \"$@\"", "sandbox-job"];
+
 pub fn check_supported(spec: &JobSpec) -> Result<(), SandboxError> {
     if spec.workspace_mode == WorkspaceMode::Scratch {
         return Err(SandboxError::Unsupported(
             "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
-        ));
-    }
-    if spec.network == NetworkMode::Allowlist {
-        return Err(SandboxError::Unsupported(
-            "network mode `allowlist` (the egress proxy) is not built yet; use `none` or `host`"
-                .into(),
         ));
     }
     if !spec.secrets.is_empty() {
@@ -219,6 +217,25 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         NetworkMode::None | NetworkMode::Allowlist => "none",
     };
 
+    // With the allowlist the job waits for one line on stdin before it runs: the proxy's
+    // listener is put into the container's network namespace after the start, and the job's
+    // first connection must find it there. Every image we build has /bin/sh.
+    let gated = spec.network == NetworkMode::Allowlist;
+    let command = if gated {
+        [
+            ALLOWLIST_GATE.iter().map(|s| (*s).to_owned()).collect(),
+            spec.command.clone(),
+        ]
+        .concat()
+    } else {
+        spec.command.clone()
+    };
+    let proxy_env = if gated {
+        network::proxy_env()
+    } else {
+        Vec::new()
+    };
+
     let (entrypoint, init) = match &inputs.mirrored_init {
         Some(init) => (vec![path_string(init), "--".to_owned()], false),
         // `[""]` clears an entrypoint the image may have; the engine's init runs the command.
@@ -265,10 +282,11 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(entrypoint),
-        cmd: Some(spec.command.clone()),
+        cmd: Some(command),
         env: Some(
             spec.env
                 .iter()
+                .chain(&proxy_env)
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect(),
         ),
@@ -276,10 +294,11 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         working_dir: Some(path_string(&spec.workspace_mount)),
         hostname: Some("sandbox".to_owned()),
         labels: Some(inputs.labels.clone().into_iter().collect()),
-        attach_stdin: Some(false),
+        attach_stdin: Some(gated),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        open_stdin: Some(false),
+        open_stdin: Some(gated),
+        stdin_once: Some(gated),
         tty: Some(false),
         host_config: Some(host_config),
         ..ContainerCreateBody::default()
@@ -551,12 +570,23 @@ mod tests {
             container(&scratch, &inputs()),
             Err(SandboxError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn allowlist_jobs_wait_for_the_proxy_and_see_no_network() {
         let mut allowlist = spec("standard");
         allowlist.network = NetworkMode::Allowlist;
-        assert!(matches!(
-            check_supported(&allowlist),
-            Err(SandboxError::Unsupported(_))
-        ));
+        assert!(check_supported(&allowlist).is_ok());
+        let body = container(&allowlist, &inputs()).unwrap();
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        let cmd = body.cmd.unwrap();
+        assert_eq!(cmd[..4], ALLOWLIST_GATE.map(str::to_owned));
+        assert_eq!(cmd[4..], allowlist.command[..]);
+        assert_eq!(body.open_stdin, Some(true));
+        assert_eq!(body.stdin_once, Some(true));
+        let env = body.env.unwrap();
+        assert!(env.contains(&"HTTPS_PROXY=http://127.0.0.1:3128".to_owned()));
     }
 
     #[test]

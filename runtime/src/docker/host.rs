@@ -63,6 +63,25 @@ impl InitProcess {
         Ok(())
     }
 
+    /// A TCP listener on the container's own loopback (`127.0.0.1:port`): the egress proxy's
+    /// door into a container whose network is `none`. A short-lived thread enters the
+    /// container's network namespace through the init's pidfd and binds there; the socket
+    /// stays in that namespace while we accept from it in ours, so no process is added to the
+    /// container and nothing else of the host becomes reachable from it.
+    pub fn listen_in_netns(&self, port: u16) -> std::io::Result<std::net::TcpListener> {
+        let pidfd = self.pidfd.get_ref();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::setns(pidfd, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(std::io::Error::from)?;
+                    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
+        })
+    }
+
     /// Waits for the init to exit. Read the cgroup at once then: the runtime removes it as soon
     /// as the engine has heard of the exit.
     pub async fn exited(&self) {

@@ -12,9 +12,11 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::error::SandboxError;
 use crate::native::seccomp::docker_profile;
+use crate::network::{self, Listener, Proxy};
 use crate::outcome::{Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, SeccompMode};
@@ -135,6 +137,16 @@ async fn drive(
         .ok_or_else(|| Failure::Sandbox(engine::missing_image(&spec.image)))?;
     config::check_requirements(spec, &facts)?;
     let local = engine::is_local(&engine::endpoint());
+    if spec.network == NetworkMode::Allowlist && !local {
+        return Err(Failure::Sandbox(SandboxError::Refused {
+            feature: "network allowlist".into(),
+            reason: format!(
+                "the engine at {} is not on this host: the egress proxy must listen inside the \
+                 container's network namespace",
+                engine::endpoint()
+            ),
+        }));
+    }
     let inputs = Inputs {
         mirrored_init: if local {
             host::mirrored_init(&image.mirrors, facts.init_binary.as_deref())
@@ -159,8 +171,10 @@ async fn drive(
         .create_container(Some(create), body)
         .await
         .map_err(|e| refused_or_failed("create the container", &e))?;
+    let gated = spec.network == NetworkMode::Allowlist;
     let attach = AttachContainerOptions {
         stream: true,
+        stdin: gated,
         stdout: true,
         stderr: true,
         ..AttachContainerOptions::default()
@@ -202,6 +216,31 @@ async fn drive(
         live.borrow_mut().init = init.clone();
     }
 
+    let (proxy, output_stream) = if gated {
+        let init = init.as_deref().ok_or_else(|| {
+            Failure::Sandbox(SandboxError::Refused {
+                feature: "network allowlist".into(),
+                reason: "the container's init could not be found from here, and its network \
+                         namespace is where the egress proxy listens"
+                    .into(),
+            })
+        })?;
+        let proxy = start_proxy(spec, name, init)?;
+        // The job has been waiting for this line (config::ALLOWLIST_GATE); now the proxy's
+        // port is open inside the container.
+        let mut input = attached.input;
+        input
+            .write_all(b"go\n")
+            .await
+            .and(input.shutdown().await)
+            .map_err(|e| {
+                Failure::Engine(format!("releasing the job after the proxy started: {e}"))
+            })?;
+        (Some(proxy), attached.output)
+    } else {
+        (None, attached.output)
+    };
+
     let (done, _) = tokio::sync::watch::channel(false);
     let waiting = async {
         let waited = wait(docker, name, deadline, init.as_deref()).await;
@@ -209,7 +248,7 @@ async fn drive(
         waited
     };
     let output = Output::new(spec.output, spec.limits.output.0);
-    let pumping = pump(attached.output, output, done.subscribe());
+    let pumping = pump(output_stream, output, done.subscribe());
     let watching = async {
         let init = init.as_deref()?;
         let mut finished = done.subscribe();
@@ -241,7 +280,17 @@ async fn drive(
         .and_then(|state| state.oom_killed)
         .unwrap_or(false);
 
+    let events = match proxy {
+        Some((proxy, serving)) => {
+            proxy.stop();
+            let _ = serving.await;
+            proxy.events()
+        }
+        None => Vec::new(),
+    };
+
     let mut outcome = Outcome::new(spec, "docker", backend_reason, isolation(spec, &facts));
+    outcome.network.events = events;
     outcome.duration_ms = duration.as_secs_f64() * 1000.0;
     outcome
         .notes
@@ -289,6 +338,35 @@ async fn drive(
         )
         .map_err(|why| Failure::Sandbox(SandboxError::Setup(why)))?;
     Ok(outcome)
+}
+
+/// The egress proxy for one container: listening on the container's own 127.0.0.1:3128 and
+/// served on this runtime until the job ends.
+fn start_proxy(
+    spec: &JobSpec,
+    name: &str,
+    init: &InitProcess,
+) -> Result<(Proxy, tokio::task::JoinHandle<()>), Failure> {
+    let listener = init
+        .listen_in_netns(network::PROXY_PORT)
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)
+        })
+        .map_err(|source| {
+            Failure::Sandbox(SandboxError::Io {
+                what: format!(
+                    "listen on 127.0.0.1:{} inside the container for the egress proxy (needs root)",
+                    network::PROXY_PORT
+                ),
+                path: format!("the network namespace of container {name}").into(),
+                source,
+            })
+        })?;
+    let proxy = Proxy::new(spec.proxy.clone());
+    let serving = proxy.clone();
+    let task = tokio::spawn(async move { serving.serve(Listener::Tcp(listener)).await });
+    Ok((proxy, task))
 }
 
 /// The job's exit code and signal from the container's. The init (docker-init, or the engine

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use crate::error::SandboxError;
-use crate::network::{NetworkEvent, Proxy, ProxyConfig};
+use crate::network::{Listener, NetworkEvent, Proxy, ProxyConfig};
 
 /// Where the proxy's socket appears inside the jail: a directory of the jail's own root, which
 /// no `hide` entry can cover.
@@ -71,7 +71,7 @@ impl Egress {
                     .set_nonblocking(true)
                     .and_then(|()| tokio::net::UnixListener::from_std(listener));
                 if let Ok(listener) = listener {
-                    serving.serve_unix(listener).await;
+                    serving.serve(Listener::Unix(listener)).await;
                 }
             });
         });

@@ -3,7 +3,7 @@
 pub mod proxy;
 pub mod rules;
 
-pub use proxy::{NetworkEvent, Proxy, ProxyConfig};
+pub use proxy::{Listener, NetworkEvent, Proxy, ProxyConfig};
 pub use rules::{Allowlist, Rule};
 
 /// The port inside the job where the proxy answers (HTTP, CONNECT and SOCKS5 on one port).

@@ -45,6 +45,32 @@ pub struct ProxyConfig {
     pub max_connections: usize,
 }
 
+/// A client connection, whatever it arrived on.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
+
+/// Where clients arrive: a unix socket (the native jail reaches it through its forwarder) or a
+/// TCP listener that lives in the job's own network namespace (docker).
+pub enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Box<dyn ClientStream>> {
+        match self {
+            Listener::Unix(listener) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Box::new(stream))
+            }
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Box::new(stream))
+            }
+        }
+    }
+}
+
 /// The proxy's shared state: configuration, the open-connection budget and the event log.
 #[derive(Clone)]
 pub struct Proxy {
@@ -72,15 +98,23 @@ impl Proxy {
         self.stopped.send_replace(true);
     }
 
+    /// Every event so far, in order of completion.
+    pub fn events(&self) -> Vec<NetworkEvent> {
+        self.events
+            .lock()
+            .map(|events| events.clone())
+            .unwrap_or_default()
+    }
+
     /// Accepts clients on `listener` until `stop`, each served by its own task; returns once
     /// every connection has been recorded.
-    pub async fn serve_unix(&self, listener: tokio::net::UnixListener) {
+    pub async fn serve(&self, listener: Listener) {
         let mut stopped = self.stopped.subscribe();
         let mut connections = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
+                    if let Ok(stream) = accepted {
                         let proxy = self.clone();
                         connections.spawn(async move { proxy.handle(stream).await });
                     }
@@ -89,14 +123,6 @@ impl Proxy {
             }
         }
         while connections.join_next().await.is_some() {}
-    }
-
-    /// Every event so far, in order of completion.
-    pub fn events(&self) -> Vec<NetworkEvent> {
-        self.events
-            .lock()
-            .map(|events| events.clone())
-            .unwrap_or_default()
     }
 
     /// Serves one client connection to the end.
