@@ -521,13 +521,9 @@ fn engine_stopped_or_killed_is_a_clean_125() {
     );
 }
 
-/// `sandbox gc --output json`: the names of the containers it removed. Falls back to the
-/// library's `gc` while the binary has no such subcommand.
+/// `sandbox gc --output json`: what it removed.
 fn sandbox_gc() -> Vec<String> {
     let ran = sandbox(&["gc", "--output", "json"]);
-    if ran.code == 2 && ran.stderr.contains("unrecognized subcommand") {
-        return sandbox_runtime::docker::gc().expect("gc");
-    }
     assert_eq!(ran.code, 0, "{ran:?}");
     let report: Value = serde_json::from_str(&ran.stdout).expect("gc prints JSON");
     report["removed"]

@@ -99,3 +99,77 @@ fn sigterm_kills_the_job_and_cleans_up(backend: Backend) {
 }
 
 conformance!(sigterm_kills_the_job_and_cleans_up);
+
+/// A `sandbox` killed outright cannot clean up: its jail dies with it (the init's parent-death
+/// signal), and `sandbox gc` removes the cgroup and the proxy directory it left.
+#[test]
+fn gc_removes_what_a_killed_native_supervisor_left() {
+    let ws = Workspace::new();
+    let token = &format!("4848.{}", std::process::id());
+    let child = Command::new(SANDBOX)
+        .args([
+            "exec",
+            "--backend",
+            "native",
+            "--profile",
+            "networked",
+            "--workspace",
+        ])
+        .arg(ws.path())
+        .args(["--", "sleep", token])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sandbox");
+    let supervisor = child.id();
+    let started = Instant::now();
+    while processes_with(token).is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!processes_with(token).is_empty(), "the job did not start");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill sandbox");
+    let _ = child.wait_with_output();
+    let gone = (0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        processes_with(token).is_empty()
+    });
+    assert!(
+        gone,
+        "the job outlived its supervisor: {:?}",
+        processes_with(token)
+    );
+    assert!(
+        !leftover_cgroups(supervisor).is_empty(),
+        "nothing was left to collect"
+    );
+    let egress = std::env::temp_dir().join("sandbox-egress-");
+    let leftover_dirs = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.to_string_lossy().starts_with(&*egress.to_string_lossy())
+                    && p.to_string_lossy().contains(&format!("-{supervisor:x}-"))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!leftover_dirs().is_empty(), "no egress directory was left");
+
+    let ran = common::sandbox(&["gc", "--output", "json"]);
+    assert_eq!(ran.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("gc JSON");
+    let removed = report["removed"].to_string();
+    assert!(removed.contains(&format!("-{supervisor:x}-")), "{report}");
+    assert!(
+        leftover_cgroups(supervisor).is_empty(),
+        "{:?}",
+        leftover_cgroups(supervisor)
+    );
+    assert!(leftover_dirs().is_empty(), "{:?}", leftover_dirs());
+}

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod error;
+pub mod gc;
 pub mod host;
 pub mod native;
 pub mod network;

@@ -226,6 +226,23 @@ fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
     Ok(canonical)
 }
 
+/// Whether the `sandbox` process that ran job `job_id` has ended (ids carry its pid in hex,
+/// see `new_job_id`). A pid now used by another program counts as ended; one used by another
+/// `sandbox` counts as running, which errs on the side of leaving things alone.
+pub fn supervisor_is_gone(job_id: &str) -> bool {
+    let Some(pid) = job_id
+        .split('-')
+        .nth(1)
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    else {
+        return false;
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim() != "sandbox",
+        Err(_) => true,
+    }
+}
+
 /// A job id unique on this host: time, pid and a counter, no randomness needed.
 fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

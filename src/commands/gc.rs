@@ -3,23 +3,21 @@
 use super::{print_json, print_text};
 use crate::cli::OutputFormat;
 
-#[derive(serde::Serialize)]
-struct Report {
-    /// Names of the containers removed.
-    removed: Vec<String>,
-}
-
 pub fn run(output: OutputFormat) -> anyhow::Result<u8> {
-    let removed = sandbox_runtime::docker::gc()?;
+    let report = sandbox_runtime::gc::gc();
     match output {
-        OutputFormat::Json => print_json(&Report { removed })?,
-        OutputFormat::Text if removed.is_empty() => print_text("nothing left behind\n")?,
+        OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => {
-            let lines: String = removed
+            let mut text: String = report
+                .removed
                 .iter()
-                .map(|name| format!("removed leftover container {name}\n"))
+                .map(|what| format!("removed {what}\n"))
                 .collect();
-            print_text(&lines)?;
+            if report.removed.is_empty() {
+                text.push_str("nothing left behind\n");
+            }
+            text.extend(report.notes.iter().map(|note| format!("note: {note}\n")));
+            print_text(&text)?;
         }
     }
     Ok(0)

@@ -126,6 +126,37 @@ impl CgroupHost {
     }
 }
 
+impl CgroupHost {
+    /// Job cgroups whose supervisor is gone (it was killed before it could remove them), as
+    /// cgroups that `JobCgroup::remove` empties and deletes.
+    pub fn leftovers(&self) -> Vec<(String, JobCgroup)> {
+        let Some(first) = self.parents.first() else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(first) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|job_id| crate::spec::supervisor_is_gone(job_id))
+            .map(|job_id| {
+                let dirs = self
+                    .parents
+                    .iter()
+                    .map(|parent| parent.join(&job_id))
+                    .collect();
+                let cgroup = JobCgroup {
+                    version: self.version,
+                    dirs,
+                };
+                (job_id, cgroup)
+            })
+            .collect()
+    }
+}
+
 /// The files and values that enforce `limits`, in the order they must be written
 /// (v1 refuses a memsw limit below the memory limit).
 pub fn limit_files(version: CgroupVersion, limits: &Limits) -> Vec<(&'static str, String)> {

@@ -23,9 +23,9 @@ pub struct Egress {
 impl Egress {
     /// Creates the socket (before the jail is cloned: it is bind-mounted into it).
     pub fn prepare(job_id: &str) -> Result<Egress, SandboxError> {
+        let dir = egress_dir(job_id);
         // Before the clone, so that the jail's forwarder inherits the higher limit too.
         raise_open_file_limit();
-        let dir = std::env::temp_dir().join(format!("sandbox-egress-{job_id}"));
         let io = |what: &str, path: &Path| {
             let path = path.to_owned();
             let what = what.to_owned();
@@ -77,6 +77,28 @@ impl Egress {
         });
         Ok(RunningProxy { proxy, thread })
     }
+}
+
+fn egress_dir(job_id: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{EGRESS_PREFIX}{job_id}"))
+}
+
+const EGRESS_PREFIX: &str = "sandbox-egress-";
+
+/// Proxy directories whose `sandbox` is gone: removed, and named in the result.
+pub fn remove_leftovers() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let job_id = name.strip_prefix(EGRESS_PREFIX)?;
+            crate::spec::supervisor_is_gone(job_id).then(|| entry.path())
+        })
+        .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
+        .collect()
 }
 
 /// Each proxied connection holds two descriptors in the proxy and two in the forwarder; a job

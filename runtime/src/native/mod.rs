@@ -3,7 +3,7 @@
 //! jail, enforces wall time, collects output and turns what happened into the Outcome.
 
 pub mod cgroups;
-mod egress;
+pub mod egress;
 mod jail;
 pub mod landlock;
 pub mod mounts;

@@ -1,0 +1,45 @@
+//! `sandbox gc`: removes what a `sandbox` killed before it could clean up left behind: job
+//! cgroups and egress-proxy directories of the native backend, containers of the docker one.
+//! (Native mounts live in the job's own mount namespace and vanish with it.)
+
+use serde::Serialize;
+
+use crate::native::cgroups::CgroupHost;
+use crate::native::egress;
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    /// What was removed, one line each.
+    pub removed: Vec<String>,
+    /// What could not be looked at or removed, and why.
+    pub notes: Vec<String>,
+}
+
+pub fn gc() -> GcReport {
+    let mut report = GcReport::default();
+    if let Ok(host) = CgroupHost::detect() {
+        for (job_id, cgroup) in host.leftovers() {
+            match cgroup.remove() {
+                Ok(()) => report.removed.push(format!("cgroup of job {job_id}")),
+                Err(error) => report.notes.push(error.with_causes()),
+            }
+        }
+    }
+    for dir in egress::remove_leftovers() {
+        report
+            .removed
+            .push(format!("egress directory {}", dir.display()));
+    }
+    match crate::docker::engine_info("", crate::AUTO_ENGINE_TIMEOUT) {
+        Ok(_) => match crate::docker::gc() {
+            Ok(containers) => report.removed.extend(
+                containers
+                    .into_iter()
+                    .map(|name| format!("container {name}")),
+            ),
+            Err(error) => report.notes.push(error.with_causes()),
+        },
+        Err(why) => report.notes.push(format!("containers not checked: {why}")),
+    }
+    report
+}
