@@ -145,6 +145,25 @@ impl JobSpec {
         }
 
         let fs = &profile.filesystem;
+        // Refused for every backend, never ignored.
+        let workspace_mode = overrides.workspace_mode.unwrap_or(fs.workspace.mode);
+        if workspace_mode == WorkspaceMode::Scratch {
+            return Err(SandboxError::Unsupported(
+                "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
+            ));
+        }
+        if !profile.secrets.is_empty() {
+            let names: Vec<&str> = profile.secrets.keys().map(String::as_str).collect();
+            return Err(SandboxError::Unsupported(format!(
+                "secrets ({}) are not delivered by this build; remove them from the profile",
+                names.join(", ")
+            )));
+        }
+        if fs.workspace.mount.as_path() == Path::new("/") {
+            return Err(SandboxError::InvalidSpec(
+                "filesystem.workspace.mount must not be `/`".into(),
+            ));
+        }
         let paths = |list: &[crate::profile::AbsolutePath]| {
             list.iter()
                 .map(|p| p.as_path().to_owned())
@@ -158,7 +177,7 @@ impl JobSpec {
             command,
             workspace,
             workspace_mount: fs.workspace.mount.as_path().to_owned(),
-            workspace_mode: overrides.workspace_mode.unwrap_or(fs.workspace.mode),
+            workspace_mode,
             tmpfs: fs
                 .tmpfs
                 .iter()
@@ -257,4 +276,60 @@ fn new_job_id() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::load_with_search_path;
+
+    fn build(overrides: Overrides) -> Result<JobSpec, SandboxError> {
+        let resolved = load_with_search_path("standard", &[]).unwrap();
+        let overrides = Overrides {
+            workspace: Some(std::env::temp_dir()),
+            ..overrides
+        };
+        JobSpec::new(
+            &resolved,
+            overrides,
+            vec!["true".into()],
+            OutputMode::Capture,
+        )
+    }
+
+    #[test]
+    fn what_is_not_built_is_refused_for_every_backend() {
+        let scratch = build(Overrides {
+            workspace_mode: Some(WorkspaceMode::Scratch),
+            ..Overrides::default()
+        });
+        assert!(matches!(scratch, Err(SandboxError::Unsupported(_))));
+    }
+
+    #[test]
+    fn allow_rules_need_the_allowlist_mode() {
+        let rules = vec!["example.com:443".to_owned()];
+        let refused = build(Overrides {
+            allow: rules.clone(),
+            ..Overrides::default()
+        });
+        assert!(matches!(refused, Err(SandboxError::InvalidSpec(_))));
+        let spec = build(Overrides {
+            allow: rules,
+            network: Some(NetworkMode::Allowlist),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(spec.proxy.allowlist.rules.len(), 1);
+    }
+
+    #[test]
+    fn supervisor_liveness_is_read_from_the_job_id() {
+        let own = format!("abc-{:x}-0", std::process::id());
+        assert!(supervisor_is_gone(&own), "a test binary is not `sandbox`");
+        assert!(
+            !supervisor_is_gone("not-an-id"),
+            "unparseable ids are left alone"
+        );
+    }
 }

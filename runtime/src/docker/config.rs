@@ -70,29 +70,8 @@ pub struct Inputs {
     pub labels: BTreeMap<String, String>,
 }
 
-/// What the docker backend cannot do yet; refused, never ignored (the same as native).
 /// Runs the job once a line arrives on stdin (see `container`); `$0` names the wrapper.
 pub const ALLOWLIST_GATE: [&str; 4] = ["/bin/sh", "-c", "read -r _ && exec \"$@\"", "sandbox-job"];
-
-pub fn check_supported(spec: &JobSpec) -> Result<(), SandboxError> {
-    if spec.workspace_mode == WorkspaceMode::Scratch {
-        return Err(SandboxError::Unsupported(
-            "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
-        ));
-    }
-    if !spec.secrets.is_empty() {
-        return Err(SandboxError::Unsupported(format!(
-            "secrets ({}) are not delivered by this build; remove them from the profile",
-            spec.secrets.join(", ")
-        )));
-    }
-    if spec.workspace_mount == Path::new("/") {
-        return Err(SandboxError::InvalidSpec(
-            "filesystem.workspace.mount must not be `/`".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// `process.require` against what the engine enforces. Landlock is the one layer a container
 /// does not get: its read-only root and mounts stand in for it, and the Outcome says so
@@ -162,7 +141,6 @@ pub fn classify_hidden(
 
 /// The container for `spec`.
 pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody, SandboxError> {
-    check_supported(spec)?;
     let mut mounts: Vec<Mount> = inputs
         .mirrors
         .iter()
@@ -563,20 +541,9 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_modes_are_refused() {
-        let mut scratch = spec("standard");
-        scratch.workspace_mode = WorkspaceMode::Scratch;
-        assert!(matches!(
-            container(&scratch, &inputs()),
-            Err(SandboxError::Unsupported(_))
-        ));
-    }
-
-    #[test]
     fn allowlist_jobs_wait_for_the_proxy_and_see_no_network() {
         let mut allowlist = spec("standard");
         allowlist.network = NetworkMode::Allowlist;
-        assert!(check_supported(&allowlist).is_ok());
         let body = container(&allowlist, &inputs()).unwrap();
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));

@@ -64,7 +64,6 @@ struct Live {
 }
 
 pub async fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxError> {
-    config::check_supported(spec)?;
     let interrupts = Interrupts::block()?;
     let docker = tokio::select! {
         biased;

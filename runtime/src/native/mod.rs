@@ -45,7 +45,6 @@ const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHU
 /// Runs `spec` in a native jail. Must be called while the process has a single thread (see
 /// `sys::clone_into_namespaces`); the CLI does.
 pub fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxError> {
-    refuse_unbuilt_features(spec)?;
     let host = HostFacts::probe();
     check_requirements(spec, &host)?;
     let rootless = !nix::unistd::geteuid().is_root();
@@ -60,21 +59,6 @@ pub fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxErr
         outcome.notes.push(format!("cleanup: {error}"));
     }
     Ok(outcome)
-}
-
-fn refuse_unbuilt_features(spec: &JobSpec) -> Result<(), SandboxError> {
-    if spec.workspace_mode == WorkspaceMode::Scratch {
-        return Err(SandboxError::Unsupported(
-            "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
-        ));
-    }
-    if !spec.secrets.is_empty() {
-        return Err(SandboxError::Unsupported(format!(
-            "secrets ({}) are not delivered by this build; remove them from the profile",
-            spec.secrets.join(", ")
-        )));
-    }
-    Ok(())
 }
 
 fn check_requirements(spec: &JobSpec, host: &HostFacts) -> Result<(), SandboxError> {

@@ -157,11 +157,6 @@ impl MountPlan {
                 });
             }
         }
-        if spec.workspace_mount == Path::new("/") {
-            return Err(SandboxError::InvalidSpec(
-                "filesystem.workspace.mount must not be `/`".into(),
-            ));
-        }
         ops.push(MountOp::Bind {
             source: spec.workspace.clone(),
             target: spec.workspace_mount.clone(),
