@@ -278,23 +278,28 @@ fn new_job_id() -> String {
     )
 }
 
+/// A spec from a built-in profile, for unit tests across the crate.
+#[cfg(test)]
+pub fn test_spec(
+    profile: &str,
+    overrides: Overrides,
+    command: &[&str],
+) -> Result<JobSpec, SandboxError> {
+    let resolved = crate::profile::load_with_search_path(profile, &[])?;
+    let overrides = Overrides {
+        workspace: Some(std::env::temp_dir()),
+        ..overrides
+    };
+    let command = command.iter().map(|arg| (*arg).to_owned()).collect();
+    JobSpec::new(&resolved, overrides, command, OutputMode::Capture)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::load_with_search_path;
 
     fn build(overrides: Overrides) -> Result<JobSpec, SandboxError> {
-        let resolved = load_with_search_path("standard", &[]).unwrap();
-        let overrides = Overrides {
-            workspace: Some(std::env::temp_dir()),
-            ..overrides
-        };
-        JobSpec::new(
-            &resolved,
-            overrides,
-            vec!["true".into()],
-            OutputMode::Capture,
-        )
+        test_spec("standard", overrides, &["true"])
     }
 
     #[test]

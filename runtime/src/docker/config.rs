@@ -311,22 +311,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::profile::{self, ByteSize, HumanDuration};
-    use crate::spec::{OutputMode, Overrides};
+    use crate::profile::{ByteSize, HumanDuration};
+    use crate::spec::Overrides;
 
     fn spec(profile: &str) -> JobSpec {
-        let resolved = profile::load_with_search_path(profile, &[]).unwrap();
-        let overrides = Overrides {
-            workspace: Some(std::env::temp_dir()),
-            ..Overrides::default()
-        };
-        JobSpec::new(
-            &resolved,
-            overrides,
-            vec!["sh".into(), "-c".into(), "id".into()],
-            OutputMode::Capture,
-        )
-        .unwrap()
+        crate::spec::test_spec(profile, Overrides::default(), &["sh", "-c", "id"]).unwrap()
     }
 
     fn host_config(body: &ContainerCreateBody) -> &HostConfig {

@@ -535,22 +535,10 @@ fn mount_point_error(path: &Path, errno: nix::errno::Errno) -> SandboxError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::load_with_search_path;
-    use crate::spec::{OutputMode, Overrides};
+    use crate::spec::Overrides;
 
     fn spec(profile: &str) -> JobSpec {
-        let resolved = load_with_search_path(profile, &[]).unwrap();
-        let overrides = Overrides {
-            workspace: Some(std::env::temp_dir()),
-            ..Overrides::default()
-        };
-        JobSpec::new(
-            &resolved,
-            overrides,
-            vec!["true".into()],
-            OutputMode::Capture,
-        )
-        .unwrap()
+        crate::spec::test_spec(profile, Overrides::default(), &["true"]).unwrap()
     }
 
     #[test]

@@ -379,21 +379,8 @@ impl Proxy {
             decision: decision.clone(),
         };
         if !decision.allow {
-            let _ = match reply {
-                Reply::Http => {
-                    client
-                        .write_all(
-                            http_response(
-                                403,
-                                "Forbidden",
-                                &format!("sandbox: {}", decision.reason),
-                            )
-                            .as_bytes(),
-                        )
-                        .await
-                }
-                Reply::Socks => client.write_all(&socks_reply(0x02)).await,
-            };
+            let reason = format!("sandbox: {}", decision.reason);
+            refuse(client, reply, (403, "Forbidden", 0x02), &reason).await;
             self.record(attempt, started);
             return None;
         }
@@ -417,17 +404,11 @@ impl Proxy {
             }
             Ok(Err(error)) => {
                 let reason = format!("allowed, but connecting to {host}:{port} failed: {error}");
-                let _ = match reply {
-                    Reply::Http => {
-                        client
-                            .write_all(http_response(502, "Bad Gateway", &reason).as_bytes())
-                            .await
-                    }
-                    Reply::Socks => client.write_all(&socks_reply(0x05)).await,
-                };
+                refuse(client, reply, (502, "Bad Gateway", 0x05), &reason).await;
+                let decision = Decision { reason, ..decision };
                 self.record(
                     Attempt {
-                        decision: Decision { reason, ..decision },
+                        decision,
                         ..attempt
                     },
                     started,
@@ -436,17 +417,11 @@ impl Proxy {
             }
             Err(_) => {
                 let reason = format!("allowed, but {host}:{port} did not answer within 30s");
-                let _ = match reply {
-                    Reply::Http => {
-                        client
-                            .write_all(http_response(504, "Gateway Timeout", &reason).as_bytes())
-                            .await
-                    }
-                    Reply::Socks => client.write_all(&socks_reply(0x04)).await,
-                };
+                refuse(client, reply, (504, "Gateway Timeout", 0x04), &reason).await;
+                let decision = Decision { reason, ..decision };
                 self.record(
                     Attempt {
-                        decision: Decision { reason, ..decision },
+                        decision,
                         ..attempt
                     },
                     started,
@@ -606,7 +581,7 @@ async fn pump<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let count = match reader.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
@@ -666,6 +641,24 @@ fn split_host_port(authority: &str, default_port: Option<u16>) -> Option<(String
         _ if !authority.is_empty() => Some((authority.to_owned(), default_port?)),
         _ => None,
     }
+}
+
+/// Answers a client we will not serve: an HTTP status with `reason` as its body, or the SOCKS5
+/// reply code, whichever protocol it spoke.
+async fn refuse<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    reply: Reply,
+    (code, status, socks_code): (u16, &str, u8),
+    reason: &str,
+) {
+    let _ = match reply {
+        Reply::Http => {
+            client
+                .write_all(http_response(code, status, reason).as_bytes())
+                .await
+        }
+        Reply::Socks => client.write_all(&socks_reply(socks_code)).await,
+    };
 }
 
 fn http_response(code: u16, status: &str, body: &str) -> String {
