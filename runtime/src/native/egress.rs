@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use crate::error::SandboxError;
-use crate::network::{Listener, NetworkEvent, Proxy, ProxyConfig};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use crate::network::{splice, Listener, NetworkEvent, Proxy, ProxyConfig};
 
 /// Where the proxy's socket appears inside the jail: a directory of the jail's own root, which
 /// no `hide` entry can cover.
@@ -132,10 +135,6 @@ impl RunningProxy {
     }
 }
 
-/// Bulk transfers go through two copies (forwarder, proxy); tokio's default 8 KiB buffer made
-/// that a third of a direct copy's throughput.
-const COPY_BUFFER: usize = 256 * 1024;
-
 /// Inside the jail: accepts on 127.0.0.1:PORT and connects each client to the proxy's socket.
 /// Runs in a thread of the jail's init, which forks nothing after starting it.
 pub fn forward(listener: std::net::TcpListener, socket: PathBuf) {
@@ -151,17 +150,20 @@ pub fn forward(listener: std::net::TcpListener, socket: PathBuf) {
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(listener));
             let Ok(listener) = listener else { return };
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let socket = socket.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut proxy) = tokio::net::UnixStream::connect(&socket).await {
-                        let _ = tokio::io::copy_bidirectional_with_sizes(
-                            &mut client,
-                            &mut proxy,
-                            COPY_BUFFER,
-                            COPY_BUFFER,
-                        )
-                        .await;
+                    if let Ok(proxy) = tokio::net::UnixStream::connect(&socket).await {
+                        // The proxy counts the bytes; these meters only satisfy the relay.
+                        let (out, back, quiet) =
+                            (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+                        let clock = Instant::now();
+                        let meter = |bytes| splice::Meter {
+                            bytes,
+                            last_activity_ms: &quiet,
+                            clock,
+                        };
+                        splice::both_ways(&client, &proxy, &meter(&out), &meter(&back)).await;
                     }
                 });
             }

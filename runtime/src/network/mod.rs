@@ -2,8 +2,9 @@
 
 pub mod proxy;
 pub mod rules;
+pub mod splice;
 
-pub use proxy::{Listener, NetworkEvent, Proxy, ProxyConfig};
+pub use proxy::{Client, Listener, NetworkEvent, Proxy, ProxyConfig};
 pub use rules::{Allowlist, Rule};
 
 /// The port inside the job where the proxy answers (HTTP, CONNECT and SOCKS5 on one port).

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
 use super::rules::{Allowlist, Decision, Target};
+use super::splice;
 
 /// One connection attempt through the proxy, as the Outcome reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -45,10 +46,6 @@ pub struct ProxyConfig {
     pub max_connections: usize,
 }
 
-/// A client connection, whatever it arrived on.
-pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
-
 /// Where clients arrive: a unix socket (the native jail reaches it through its forwarder) or a
 /// TCP listener that lives in the job's own network namespace (docker).
 pub enum Listener {
@@ -57,16 +54,62 @@ pub enum Listener {
 }
 
 impl Listener {
-    async fn accept(&self) -> std::io::Result<Box<dyn ClientStream>> {
-        match self {
-            Listener::Unix(listener) => {
-                let (stream, _) = listener.accept().await?;
-                Ok(Box::new(stream))
-            }
-            Listener::Tcp(listener) => {
-                let (stream, _) = listener.accept().await?;
-                Ok(Box::new(stream))
-            }
+    async fn accept(&self) -> std::io::Result<Client> {
+        Ok(match self {
+            Listener::Unix(listener) => Client::Unix(listener.accept().await?.0),
+            Listener::Tcp(listener) => Client::Tcp(listener.accept().await?.0),
+        })
+    }
+}
+
+/// A client connection, whatever it arrived on; concrete, so that relaying can splice.
+pub enum Client {
+    Unix(tokio::net::UnixStream),
+    Tcp(TcpStream),
+}
+
+impl AsyncRead for Client {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Client::Unix(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
+            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Client {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Client::Unix(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
+            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Client::Unix(stream) => std::pin::Pin::new(stream).poll_flush(cx),
+            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Client::Unix(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
+            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
         }
     }
 }
@@ -126,10 +169,7 @@ impl Proxy {
     }
 
     /// Serves one client connection to the end.
-    pub async fn handle<S>(&self, mut client: S)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    pub async fn handle(&self, mut client: Client) {
         let started = Instant::now();
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
             let reason = format!(
@@ -163,10 +203,7 @@ impl Proxy {
         }
     }
 
-    async fn http<S>(&self, mut client: S, first: u8, started: Instant)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    async fn http(&self, mut client: Client, first: u8, started: Instant) {
         let mut head = vec![first];
         let Some(end) = read_head(&mut client, &mut head).await else {
             let _ = client
@@ -262,10 +299,7 @@ impl Proxy {
         self.relay(client, upstream, pending).await;
     }
 
-    async fn socks5<S>(&self, mut client: S, started: Instant)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    async fn socks5(&self, mut client: Client, started: Instant) {
         // Greeting: VER(already read) NMETHODS METHODS...; we only speak "no authentication".
         let Ok(count) = client.read_u8().await else {
             return;
@@ -433,10 +467,7 @@ impl Proxy {
 
     /// Copies both ways until either side closes, the connection is idle too long, or its
     /// total time is up; then records the allowed connection with its byte counts.
-    async fn relay<S>(&self, client: S, upstream: Upstream, pending: Vec<u8>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    async fn relay(&self, client: Client, upstream: Upstream, pending: Vec<u8>) {
         let Upstream {
             mut stream,
             attempt,
@@ -453,28 +484,31 @@ impl Proxy {
             }
             sent.fetch_add(pending.len() as u64, Ordering::Relaxed);
         }
-        let (mut client_read, mut client_write) = tokio::io::split(client);
-        let (mut upstream_read, mut upstream_write) = stream.split();
-        let outbound = pump(
-            &mut client_read,
-            &mut upstream_write,
-            &sent,
-            &last_activity,
+        let outbound = splice::Meter {
+            bytes: &sent,
+            last_activity_ms: &last_activity,
             clock,
-        );
-        let inbound = pump(
-            &mut upstream_read,
-            &mut client_write,
-            &received,
-            &last_activity,
-            clock,
-        );
+        };
+        let inbound = splice::Meter {
+            bytes: &received,
+            ..outbound
+        };
+        let relaying = async {
+            match &client {
+                Client::Unix(client) => {
+                    splice::both_ways(client, &stream, &outbound, &inbound).await
+                }
+                Client::Tcp(client) => {
+                    splice::both_ways(client, &stream, &outbound, &inbound).await
+                }
+            }
+        };
         let idle = self.config.idle_timeout;
         let mut stopped = self.stopped.subscribe();
         let mut ended = "closed";
         tokio::select! {
             biased;
-            _ = async { tokio::join!(outbound, inbound) } => {}
+            () = relaying => {}
             _ = watch_idle(&last_activity, clock, idle) => ended = "idle timeout",
             _ = tokio::time::sleep(self.config.total_timeout) => ended = "total-time limit",
             _ = stopped.wait_for(|stopped| *stopped) => ended = "end of the job",
@@ -569,31 +603,6 @@ impl From<Counted> for NetworkEvent {
             duration_ms: 0.0,
         }
     }
-}
-
-async fn pump<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    counter: &AtomicU64,
-    activity: &AtomicU64,
-    clock: Instant,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let count = match reader.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(count) => count,
-        };
-        if writer.write_all(&buffer[..count]).await.is_err() {
-            break;
-        }
-        counter.fetch_add(count as u64, Ordering::Relaxed);
-        activity.store(clock.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-    let _ = writer.shutdown().await;
 }
 
 async fn watch_idle(activity: &AtomicU64, clock: Instant, idle: Duration) {
