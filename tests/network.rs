@@ -483,3 +483,25 @@ fn allow_rules_need_the_allowlist_mode_and_valid_syntax() {
     assert_eq!(ran.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&ran.stderr).contains("not a network rule"));
 }
+
+/// The proxy's socket is how the native jail's init hands connections over; the job itself must
+/// not be able to pass descriptors of its choosing through it.
+#[test]
+fn the_job_cannot_use_the_proxy_socket_directly() {
+    let ws = Workspace::new();
+    let server = Server::start();
+    let script = r#"python3 - <<'EOF'
+import array, os, socket
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("/.sandbox/proxy.sock")
+    fd = os.open("/etc/hostname", os.O_RDONLY)
+    s.sendmsg([b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    print("connected")
+except OSError as error:
+    print("refused " + str(error))
+EOF"#;
+    let run = networked(Backend::Native, &ws, &[format!("127.0.0.1:{}", server.port)], script);
+    assert!(run.stdout().contains("refused"), "{run:?}");
+    assert!(events(&run).is_empty(), "{run:?}");
+}

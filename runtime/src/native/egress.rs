@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use crate::error::SandboxError;
-use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::os::fd::AsRawFd;
 
-use crate::network::{splice, Listener, NetworkEvent, Proxy, ProxyConfig};
+use crate::network::{fdpass, Listener, NetworkEvent, Proxy, ProxyConfig};
 
 /// Where the proxy's socket appears inside the jail: a directory of the jail's own root, which
 /// no `hide` entry can cover.
@@ -135,38 +134,15 @@ impl RunningProxy {
     }
 }
 
-/// Inside the jail: accepts on 127.0.0.1:PORT and connects each client to the proxy's socket.
-/// Runs in a thread of the jail's init, which forks nothing after starting it.
+/// Inside the jail: accepts on 127.0.0.1:PORT and passes each connection, as a descriptor, to
+/// the proxy over its socket; the proxy then reads and writes the job's socket itself. Runs in
+/// a thread of the jail's init, which forks nothing after starting it.
 pub fn forward(listener: std::net::TcpListener, socket: PathBuf) {
     std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async move {
-            let listener = listener
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpListener::from_std(listener));
-            let Ok(listener) = listener else { return };
-            while let Ok((client, _)) = listener.accept().await {
-                let socket = socket.clone();
-                tokio::spawn(async move {
-                    if let Ok(proxy) = tokio::net::UnixStream::connect(&socket).await {
-                        // The proxy counts the bytes; these meters only satisfy the relay.
-                        let (out, back, quiet) =
-                            (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-                        let clock = Instant::now();
-                        let meter = |bytes| splice::Meter {
-                            bytes,
-                            last_activity_ms: &quiet,
-                            clock,
-                        };
-                        splice::both_ways(&client, &proxy, &meter(&out), &meter(&back)).await;
-                    }
-                });
+        for client in listener.incoming().flatten() {
+            if let Ok(carrier) = std::os::unix::net::UnixStream::connect(&socket) {
+                let _ = fdpass::send_fd(&carrier, client.as_raw_fd());
             }
-        });
+        }
     });
 }

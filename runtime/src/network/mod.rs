@@ -1,10 +1,11 @@
 //! Network isolation beyond "none": the allowlist rules and the egress proxy that enforces them.
 
+pub mod fdpass;
 pub mod proxy;
 pub mod rules;
 pub mod splice;
 
-pub use proxy::{Client, Listener, NetworkEvent, Proxy, ProxyConfig};
+pub use proxy::{Listener, NetworkEvent, Proxy, ProxyConfig};
 pub use rules::{Allowlist, Rule};
 
 /// The port inside the job where the proxy answers (HTTP, CONNECT and SOCKS5 on one port).

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
 use super::rules::{Allowlist, Decision, Target};
-use super::splice;
+use super::{fdpass, splice};
 
 /// One connection attempt through the proxy, as the Outcome reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,71 +46,26 @@ pub struct ProxyConfig {
     pub max_connections: usize,
 }
 
-/// Where clients arrive: a unix socket (the native jail reaches it through its forwarder) or a
-/// TCP listener that lives in the job's own network namespace (docker).
+/// Where clients arrive: a TCP listener that lives in the job's own network namespace
+/// (docker), or a unix socket over which the native jail's init passes each connection the job
+/// opened (see `fdpass`).
 pub enum Listener {
     Unix(tokio::net::UnixListener),
     Tcp(tokio::net::TcpListener),
 }
 
+/// What a listener yields: a client, or a carrier that will pass one.
+enum Incoming {
+    Client(TcpStream),
+    Carrier(tokio::net::UnixStream),
+}
+
 impl Listener {
-    async fn accept(&self) -> std::io::Result<Client> {
+    async fn accept(&self) -> std::io::Result<Incoming> {
         Ok(match self {
-            Listener::Unix(listener) => Client::Unix(listener.accept().await?.0),
-            Listener::Tcp(listener) => Client::Tcp(listener.accept().await?.0),
+            Listener::Unix(listener) => Incoming::Carrier(listener.accept().await?.0),
+            Listener::Tcp(listener) => Incoming::Client(listener.accept().await?.0),
         })
-    }
-}
-
-/// A client connection, whatever it arrived on; concrete, so that relaying can splice.
-pub enum Client {
-    Unix(tokio::net::UnixStream),
-    Tcp(TcpStream),
-}
-
-impl AsyncRead for Client {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Client::Unix(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Client {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Client::Unix(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Client::Unix(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Client::Unix(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-            Client::Tcp(stream) => std::pin::Pin::new(stream).poll_shutdown(cx),
-        }
     }
 }
 
@@ -157,9 +112,9 @@ impl Proxy {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    if let Ok(stream) = accepted {
+                    if let Ok(incoming) = accepted {
                         let proxy = self.clone();
-                        connections.spawn(async move { proxy.handle(stream).await });
+                        connections.spawn(async move { proxy.serve_incoming(incoming).await });
                     }
                 }
                 _ = stopped.wait_for(|stopped| *stopped) => break,
@@ -168,8 +123,25 @@ impl Proxy {
         while connections.join_next().await.is_some() {}
     }
 
+    async fn serve_incoming(&self, incoming: Incoming) {
+        let client = match incoming {
+            Incoming::Client(client) => client,
+            Incoming::Carrier(carrier) => {
+                let passed =
+                    tokio::time::timeout(Duration::from_secs(10), fdpass::receive_tcp(&carrier));
+                let Ok(Ok(client)) = passed.await else { return };
+                let registered = client
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(client));
+                let Ok(client) = registered else { return };
+                client
+            }
+        };
+        self.handle(client).await;
+    }
+
     /// Serves one client connection to the end.
-    pub async fn handle(&self, mut client: Client) {
+    pub async fn handle(&self, mut client: TcpStream) {
         let started = Instant::now();
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
             let reason = format!(
@@ -203,7 +175,7 @@ impl Proxy {
         }
     }
 
-    async fn http(&self, mut client: Client, first: u8, started: Instant) {
+    async fn http(&self, mut client: TcpStream, first: u8, started: Instant) {
         let mut head = vec![first];
         let Some(end) = read_head(&mut client, &mut head).await else {
             let _ = client
@@ -299,7 +271,7 @@ impl Proxy {
         self.relay(client, upstream, pending).await;
     }
 
-    async fn socks5(&self, mut client: Client, started: Instant) {
+    async fn socks5(&self, mut client: TcpStream, started: Instant) {
         // Greeting: VER(already read) NMETHODS METHODS...; we only speak "no authentication".
         let Ok(count) = client.read_u8().await else {
             return;
@@ -467,7 +439,7 @@ impl Proxy {
 
     /// Copies both ways until either side closes, the connection is idle too long, or its
     /// total time is up; then records the allowed connection with its byte counts.
-    async fn relay(&self, client: Client, upstream: Upstream, pending: Vec<u8>) {
+    async fn relay(&self, client: TcpStream, upstream: Upstream, pending: Vec<u8>) {
         let Upstream {
             mut stream,
             attempt,
@@ -493,16 +465,7 @@ impl Proxy {
             bytes: &received,
             ..outbound
         };
-        let relaying = async {
-            match &client {
-                Client::Unix(client) => {
-                    splice::both_ways(client, &stream, &outbound, &inbound).await
-                }
-                Client::Tcp(client) => {
-                    splice::both_ways(client, &stream, &outbound, &inbound).await
-                }
-            }
-        };
+        let relaying = splice::both_ways(&client, &stream, &outbound, &inbound);
         let idle = self.config.idle_timeout;
         let mut stopped = self.stopped.subscribe();
         let mut ended = "closed";

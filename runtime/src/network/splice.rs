@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::io::{Interest, Ready};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 /// Bytes moved per splice call, and the pipe's capacity.
 const CHUNK: usize = 1 << 20;
@@ -44,7 +44,6 @@ macro_rules! splice_socket {
 }
 
 splice_socket!(TcpStream);
-splice_socket!(UnixStream);
 
 /// Counts what one direction carried, and when it last carried anything.
 pub struct Meter<'a> {
