@@ -501,7 +501,12 @@ try:
 except OSError as error:
     print("refused " + str(error))
 EOF"#;
-    let run = networked(Backend::Native, &ws, &[format!("127.0.0.1:{}", server.port)], script);
+    let run = networked(
+        Backend::Native,
+        &ws,
+        &[format!("127.0.0.1:{}", server.port)],
+        script,
+    );
     assert!(run.stdout().contains("refused"), "{run:?}");
     assert!(events(&run).is_empty(), "{run:?}");
 }
