@@ -394,47 +394,39 @@ impl Proxy {
             .iter()
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
-        match tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&addresses[..]))
-            .await
-        {
+        let connected =
+            tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(&addresses[..])).await;
+        let (codes, reason) = match connected {
             Ok(Ok(stream)) => {
                 let address = stream.peer_addr().ok().map(|a| a.ip().to_string());
-                Some(Upstream {
+                return Some(Upstream {
                     stream,
                     attempt: Attempt {
                         address: address.or(attempt.address.clone()),
                         ..attempt
                     },
                     started,
-                })
+                });
             }
-            Ok(Err(error)) => {
-                let reason = format!("allowed, but connecting to {host}:{port} failed: {error}");
-                refuse(client, reply, (502, "Bad Gateway", 0x05), &reason).await;
-                let decision = Decision { reason, ..decision };
-                self.record(
-                    Attempt {
-                        decision,
-                        ..attempt
-                    },
-                    started,
-                );
-                None
-            }
-            Err(_) => {
-                let reason = format!("allowed, but {host}:{port} did not answer within 30s");
-                refuse(client, reply, (504, "Gateway Timeout", 0x04), &reason).await;
-                let decision = Decision { reason, ..decision };
-                self.record(
-                    Attempt {
-                        decision,
-                        ..attempt
-                    },
-                    started,
-                );
-                None
-            }
-        }
+            Ok(Err(error)) => (
+                (502, "Bad Gateway", 0x05),
+                format!("allowed, but connecting to {host}:{port} failed: {error}"),
+            ),
+            Err(_) => (
+                (504, "Gateway Timeout", 0x04),
+                format!("allowed, but {host}:{port} did not answer within 30s"),
+            ),
+        };
+        refuse(client, reply, codes, &reason).await;
+        let decision = Decision { reason, ..decision };
+        self.record(
+            Attempt {
+                decision,
+                ..attempt
+            },
+            started,
+        );
+        None
     }
 
     /// Copies both ways until either side closes, the connection is idle too long, or its
