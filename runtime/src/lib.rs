@@ -11,6 +11,7 @@ pub mod network;
 pub mod outcome;
 pub mod output;
 pub mod profile;
+mod signals;
 pub mod spec;
 
 pub use error::SandboxError;

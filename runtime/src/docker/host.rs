@@ -9,7 +9,7 @@
 
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ impl InitProcess {
     /// or reused by now. Must be called inside the runtime.
     pub fn find(pid: i64, container_id: &str) -> Option<InitProcess> {
         let pid = i32::try_from(pid).ok().filter(|pid| *pid > 0)?;
-        let pidfd = pidfd_open(pid).ok()?;
+        let pidfd = crate::native::sys::pidfd_open(nix::unistd::Pid::from_raw(pid)).ok()?;
         // Read after opening the pidfd: if this still names the container, the pidfd does too.
         let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
         if container_id.len() < 12 || !membership.contains(container_id) || !is_namespace_init(pid)
@@ -147,16 +147,6 @@ fn is_namespace_init(pid: i32) -> bool {
             Some(ids.len() >= 2 && ids.last() == Some(&"1"))
         })
         .unwrap_or(false)
-}
-
-fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The container's cgroup files we read, on v1 (one directory per controller) or v2.

@@ -6,48 +6,42 @@
 //! signals for the duration of the job and reading them from a signalfd leaves the process as
 //! it found it.
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::error::SandboxError;
-
-const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+use crate::signals::BlockedTerminating;
 
 pub struct Interrupts {
+    // Dropped in this order: the signalfd, then the mask (a signal still pending then acts).
     signals: AsyncFd<SignalFd>,
-    old_mask: SigSet,
+    _blocked: BlockedTerminating,
 }
 
 impl Interrupts {
     /// Blocks the terminating signals on this thread (threads started later inherit the mask)
     /// and opens a signalfd for them. Must be called inside the runtime.
     pub fn block() -> Result<Interrupts, SandboxError> {
-        let mut set = SigSet::empty();
-        TERMINATING.iter().for_each(|signal| set.add(*signal));
-        let mut old_mask = SigSet::empty();
-        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old_mask))
-            .map_err(|e| SandboxError::sys("pthread_sigmask(BLOCK, INT TERM HUP)", e))?;
-        let restore = |error| {
-            let _ =
-                nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-            error
-        };
-        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| restore(SandboxError::sys("signalfd(INT, TERM, HUP)", e)))?;
+        let blocked = BlockedTerminating::block()?;
+        let signals = SignalFd::with_flags(
+            blocked.set(),
+            SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+        )
+        .map_err(|e| SandboxError::sys("signalfd(INT, TERM, HUP)", e))?;
         // SAFETY: the SignalFd owns its descriptor and keeps it open, unchanged, for as long as
         // the AsyncFd owns it.
         #[allow(unsafe_code)]
         let signals = unsafe { AsyncFd::register_with_interest(signals, Interest::READABLE) }
-            .map_err(|error| {
-                restore(SandboxError::Io {
-                    what: "watch the signalfd for SIGINT/SIGTERM/SIGHUP".into(),
-                    path: "/proc/self/fd".into(),
-                    source: error.into(),
-                })
+            .map_err(|error| SandboxError::Io {
+                what: "watch the signalfd for SIGINT/SIGTERM/SIGHUP".into(),
+                path: "/proc/self/fd".into(),
+                source: error.into(),
             })?;
-        Ok(Interrupts { signals, old_mask })
+        Ok(Interrupts {
+            signals,
+            _blocked: blocked,
+        })
     }
 
     /// The next terminating signal's number; pending forever when none comes (or the signalfd
@@ -63,12 +57,5 @@ impl Interrupts {
                 Err(_) => return std::future::pending().await,
             }
         }
-    }
-}
-
-impl Drop for Interrupts {
-    fn drop(&mut self) {
-        let _ =
-            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
     }
 }

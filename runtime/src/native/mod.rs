@@ -8,7 +8,7 @@ mod jail;
 pub mod landlock;
 pub mod mounts;
 pub mod seccomp;
-mod sys;
+pub(crate) mod sys;
 
 use std::ffi::CString;
 use std::io::Read;
@@ -20,7 +20,7 @@ use std::time::Instant;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
@@ -29,6 +29,7 @@ use crate::host::HostFacts;
 use crate::outcome::{Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, WorkspaceMode};
+use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
 
 use self::cgroups::JobCgroup;
@@ -38,9 +39,6 @@ use self::landlock::LandlockPlan;
 use self::mounts::MountPlan;
 use self::seccomp::SeccompPlan;
 use crate::network;
-
-/// Signals that end the job early; the supervisor cleans up and exits 128+N.
-const TERMINATING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// Runs `spec` in a native jail. Must be called while the process has a single thread (see
 /// `sys::clone_into_namespaces`); the CLI does.
@@ -170,18 +168,9 @@ fn run_in_cgroup(
     }
 
     // Block the terminating signals before the clone, so that one arriving now is read from the
-    // signalfd (killing the jail, removing the cgroup) rather than killing us outright.
-    let mut terminating = SigSet::empty();
-    TERMINATING
-        .iter()
-        .for_each(|signal| terminating.add(*signal));
-    let mut old_mask = SigSet::empty();
-    nix::sys::signal::pthread_sigmask(
-        SigmaskHow::SIG_BLOCK,
-        Some(&terminating),
-        Some(&mut old_mask),
-    )
-    .map_err(|e| SandboxError::sys("pthread_sigmask(BLOCK)", e))?;
+    // signalfd (killing the jail, removing the cgroup) rather than killing us outright. The
+    // threads started below inherit the mask.
+    let blocked = BlockedTerminating::block()?;
 
     let started = Instant::now();
     let cloned = sys::clone_into_namespaces(&mut || jail::init(&plan), flags);
@@ -192,14 +181,7 @@ fn run_in_cgroup(
         ..
     } = plan;
     drop((stdout, stderr, report));
-    let pid = match cloned {
-        Ok(pid) => pid,
-        Err(error) => {
-            let _ =
-                nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-            return Err(error);
-        }
-    };
+    let pid = cloned?;
 
     let proxy = egress
         .as_mut()
@@ -211,9 +193,9 @@ fn run_in_cgroup(
         spawn_reader(stderr_read, stderr_sink),
     ];
     let deadline = started + spec.limits.wall_time.0;
-    let waited = wait_for_jail(pid, &terminating, deadline);
+    let waited = wait_for_jail(pid, blocked.set(), deadline);
     let duration = started.elapsed();
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    drop(blocked);
     let Waited {
         exit,
         timed_out,
