@@ -2,6 +2,7 @@
 //!
 //! One `JobSpec` in, one `Outcome` out: [`run`] picks the backend and runs the job.
 
+pub mod audit;
 pub mod docker;
 pub mod error;
 pub mod gc;
@@ -11,8 +12,10 @@ pub mod network;
 pub mod outcome;
 pub mod output;
 pub mod profile;
+pub mod secrets;
 mod signals;
 pub mod spec;
+pub mod workspace;
 
 pub use error::SandboxError;
 pub use outcome::{Outcome, Status};

@@ -1,0 +1,1 @@
+//! The tamper-evident audit log: one hash-chained JSON line per job.

@@ -1,0 +1,1 @@
+//! Secrets: resolving their sources, and redacting their values from everything we emit.

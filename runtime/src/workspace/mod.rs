@@ -1,0 +1,1 @@
+//! Scratch workspaces: the change set a job left, its patch, and writing it back.
