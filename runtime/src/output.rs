@@ -1,11 +1,13 @@
 //! Where a job's stdout and stderr go, for every backend: forwarded live, or captured up to a
 //! budget shared by both streams with the rest dropped (the job is never blocked or killed for
-//! printing, and our memory stays bounded).
+//! printing, and our memory stays bounded). Either way every byte passes the secrets' redactor
+//! first, so a value split across two writes is caught too.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::secrets::{Redactor, StreamRedactor};
 use crate::spec::OutputMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub enum Stream {
 pub struct Captured {
     pub bytes: Vec<u8>,
     pub truncated: bool,
+    /// Secret values replaced in this stream.
+    pub redactions: u64,
 }
 
 pub struct OutputSink {
@@ -27,11 +31,12 @@ pub struct OutputSink {
     budget: Arc<AtomicU64>,
     captured: Captured,
     forwarding: bool,
+    redactor: StreamRedactor,
 }
 
 impl OutputSink {
     /// One sink per stream of a job, sharing `limit` bytes of capture between them.
-    pub fn pair(mode: OutputMode, limit: u64) -> (OutputSink, OutputSink) {
+    pub fn pair(mode: OutputMode, limit: u64, redactor: &Redactor) -> (OutputSink, OutputSink) {
         let budget = Arc::new(AtomicU64::new(limit));
         let sink = |stream| OutputSink {
             mode,
@@ -39,11 +44,20 @@ impl OutputSink {
             budget: Arc::clone(&budget),
             captured: Captured::default(),
             forwarding: true,
+            redactor: redactor.stream(),
         };
         (sink(Stream::Stdout), sink(Stream::Stderr))
     }
 
     pub fn write(&mut self, chunk: &[u8]) {
+        let safe = self.redactor.push(chunk);
+        self.emit(&safe);
+    }
+
+    fn emit(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
         match self.mode {
             OutputMode::Stream if self.forwarding => {
                 let written = match self.stream {
@@ -62,7 +76,10 @@ impl OutputSink {
         }
     }
 
-    pub fn finish(self) -> Captured {
+    pub fn finish(mut self) -> Captured {
+        let rest = self.redactor.finish();
+        self.emit(&rest);
+        self.captured.redactions = self.redactor.redactions();
         self.captured
     }
 }
@@ -79,10 +96,11 @@ fn take_budget(budget: &AtomicU64, wanted: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Secret;
 
     #[test]
     fn capture_shares_one_budget_between_streams() {
-        let (mut out, mut err) = OutputSink::pair(OutputMode::Capture, 10);
+        let (mut out, mut err) = OutputSink::pair(OutputMode::Capture, 10, &Redactor::new(&[]));
         out.write(b"123456");
         err.write(b"abcdef");
         out.write(b"xyz");
@@ -90,5 +108,18 @@ mod tests {
         assert_eq!(out.bytes, b"123456");
         assert_eq!(err.bytes, b"abcd");
         assert!(err.truncated && out.truncated);
+    }
+
+    #[test]
+    fn a_secret_split_across_writes_is_redacted_before_capture() {
+        std::env::set_var("SANDBOX_OUTPUT_TEST_TOKEN", "hunter2-very-secret");
+        let secret = Secret::resolve("TOKEN", "env:SANDBOX_OUTPUT_TEST_TOKEN", "env").unwrap();
+        let (mut out, _err) =
+            OutputSink::pair(OutputMode::Capture, 1 << 20, &Redactor::new(&[secret]));
+        out.write(b"token=hunter2-ve");
+        out.write(b"ry-secret done");
+        let out = out.finish();
+        assert_eq!(out.bytes, b"token=[REDACTED:TOKEN] done");
+        assert_eq!(out.redactions, 1);
     }
 }
