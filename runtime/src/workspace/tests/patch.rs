@@ -1,0 +1,185 @@
+//! The patch: the real `git apply` turns a fresh copy of the original into the view.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::scenario::{self, *};
+use super::*;
+use crate::workspace::patch::quote;
+
+const GIT: &str = "/usr/local/bin/git";
+
+fn git_apply(dir: &Path, patch: &str) {
+    let mut child = Command::new(GIT)
+        .args(["apply", "-p1", "--whitespace=nowarn", "-"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(patch.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "git apply failed: {}\n--- patch ---\n{patch}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn git_apply_turns_the_original_into_the_view_for_every_text_scenario() {
+    for &(name, scenario, text) in scenario::ALL {
+        if !text {
+            continue;
+        }
+        let run = run_both(scenario);
+        let patch = run
+            .changes
+            .patch(run.original.path(), run.copy.path())
+            .unwrap();
+        // An unmounted overlay's upper dir holds every new content the patch needs.
+        let from_upper = run
+            .changes
+            .patch(run.original.path(), &run.overlay.upper())
+            .unwrap();
+        assert_eq!(from_upper, patch, "{name}");
+
+        let fresh = tempfile::tempdir().unwrap();
+        copy_tree(run.original.path(), fresh.path());
+        if !patch.text.is_empty() {
+            git_apply(fresh.path(), &patch.text);
+        }
+        assert_eq!(
+            git_snapshot(fresh.path()),
+            git_snapshot(run.copy.path()),
+            "{name}:\n{}",
+            patch.text
+        );
+    }
+}
+
+#[test]
+fn patch_text_is_what_git_would_print() {
+    let run = run_both(|root| {
+        chmod_only(root);
+        symlink_retarget(root);
+        no_newline(root);
+        write(&root.join("new.txt"), "one\ntwo\n");
+        write(&root.join("empty.txt"), "");
+        std::fs::remove_file(root.join("docs/index.md")).unwrap();
+    });
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path())
+        .unwrap();
+    let expected = "\
+diff --git a/README.md b/README.md
+--- a/README.md
++++ b/README.md
+@@ -1,3 +1,3 @@
+ # demo
+ 
+-A small workspace.
++A small workspace.
+\\ No newline at end of file
+diff --git a/docs/index.md b/docs/index.md
+deleted file mode 100644
+--- a/docs/index.md
++++ /dev/null
+@@ -1 +0,0 @@
+-# Docs
+diff --git a/empty.txt b/empty.txt
+new file mode 100644
+diff --git a/link b/link
+--- a/link
++++ b/link
+@@ -1 +1 @@
+-src/lib.rs
+\\ No newline at end of file
++src/main.rs
+\\ No newline at end of file
+diff --git a/new.txt b/new.txt
+new file mode 100644
+--- /dev/null
++++ b/new.txt
+@@ -0,0 +1,2 @@
++one
++two
+diff --git a/notes.txt b/notes.txt
+--- a/notes.txt
++++ b/notes.txt
+@@ -1 +1 @@
+-no newline at the end
+\\ No newline at end of file
++no newline at the end, still
+\\ No newline at end of file
+diff --git a/src/main.rs b/src/main.rs
+old mode 100644
+new mode 100755
+";
+    assert_eq!(patch.text, expected);
+    assert_eq!((patch.lines_added, patch.lines_removed), (5, 4));
+}
+
+#[test]
+fn edit_counts_lines_with_three_lines_of_context() {
+    let run = run_both(edit);
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path())
+        .unwrap();
+    assert_eq!((patch.lines_added, patch.lines_removed), (2, 1));
+    assert!(
+        patch.text.contains("@@ -7,7 +7,7 @@\n pub const L7"),
+        "{}",
+        patch.text
+    );
+    assert!(patch.text.contains("@@ -18,3 +18,4 @@\n"), "{}", patch.text);
+}
+
+#[test]
+fn binary_files_are_named_not_diffed() {
+    let run = run_both(binary);
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path())
+        .unwrap();
+    assert!(patch
+        .text
+        .contains("\nBinary files a/data/blob.bin and b/data/blob.bin differ\n"));
+    assert!(patch.text.contains(
+        "diff --git a/data/new.bin b/data/new.bin\nnew file mode 100644\n\
+         Binary files /dev/null and b/data/new.bin differ\n"
+    ));
+    assert_eq!((patch.lines_added, patch.lines_removed), (0, 0));
+}
+
+#[test]
+fn paths_are_quoted_as_git_quotes_them() {
+    assert_eq!(quote("a/", "src/lib.rs"), "a/src/lib.rs");
+    assert_eq!(quote("a/", "with space"), "a/with space");
+    assert_eq!(
+        quote("b/", "dir with space/say \"hi\" é.txt"),
+        "\"b/dir with space/say \\\"hi\\\" \\303\\251.txt\""
+    );
+    assert_eq!(quote("a/", "tab\tand\\back"), "\"a/tab\\tand\\\\back\"");
+    assert_eq!(quote("a/", "bell\u{7}\u{1}"), "\"a/bell\\a\\001\"");
+}
+
+#[test]
+fn a_mode_change_git_cannot_express_renders_nothing() {
+    let run = run_both(|root| chmod(&root.join("src/main.rs"), 0o600));
+    assert_eq!(run.changes.mode_changed(), ["src/main.rs"]);
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path())
+        .unwrap();
+    assert_eq!(patch.text, "");
+}
