@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one command in a sandbox and report its Outcome.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// List or show profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -34,6 +34,32 @@ pub enum Command {
     Image(ImageCommand),
     /// Remove what a crashed `sandbox` left behind: containers whose `sandbox` process is gone.
     Gc {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Check or show the hash-chained audit log every `sandbox exec` appends to.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain: exit 0 when intact, 1 naming the first edited, removed,
+    /// reordered or unparseable line, 125 when the log cannot be read.
+    Verify {
+        /// The log (default: the one `sandbox exec` writes).
+        path: Option<PathBuf>,
+        /// A head hash printed by an earlier verify and kept elsewhere: the log must still
+        /// contain it, which catches a cut-off tail or a rewritten log.
+        #[arg(long, value_name = "HASH")]
+        anchor: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Print every record, one job each (does not check the chain: see `verify`).
+    Show {
+        /// The log (default: the one `sandbox exec` writes).
+        path: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -98,12 +124,26 @@ pub struct ExecArgs {
     /// Set a variable in the job: --env NAME=VALUE (repeatable).
     #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Give the job a secret as the variable NAME (repeatable): its value comes from our own
+    /// variable NAME, or from `env:VAR` or `file:PATH`. Never in argv, redacted from output.
+    #[arg(long = "secret", value_name = "NAME[=env:VAR|file:PATH]")]
+    pub secret: Vec<String>,
+    /// When a scratch workspace is written back: `always`, `on-success` or `never`.
+    #[arg(long, value_enum)]
+    pub commit: Option<CommitArg>,
+    /// Write a scratch job's change set to this file as a git-style patch.
+    #[arg(long, value_name = "PATH")]
+    pub diff: Option<PathBuf>,
     /// `text` streams the job's output live; `json` captures it and prints the Outcome.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Also write the Outcome (JSON) to this file.
     #[arg(long)]
     pub result: Option<PathBuf>,
+    /// Append the job's audit record to this log instead of
+    /// `$XDG_STATE_HOME/sandbox/audit.jsonl` (else `~/.local/state/sandbox/audit.jsonl`).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -139,6 +179,13 @@ pub enum NetworkArg {
     None,
     Allowlist,
     Host,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CommitArg {
+    Always,
+    OnSuccess,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

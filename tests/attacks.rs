@@ -172,9 +172,10 @@ fn blocks_write_outside_workspace(backend: Backend) {
 
 fn blocks_write_to_read_only_workspace(backend: Backend) {
     let ws = Workspace::new();
-    let run = strict_sh(
+    let run = sh(
         backend,
         &ws,
+        &["--profile", "strict", "--workspace-mode", "ro"],
         "if echo x > /workspace/evil; then echo WROTE; fi",
     );
     assert_exited(&run, 0);

@@ -795,6 +795,50 @@ fn rootless_job_runs_in_a_user_namespace() {
     assert_eq!(made.uid(), user.uid, "owner of the job's file on the host");
 }
 
+/// Without root nothing can be mounted on the host: a scratch view is a copy, said so in the
+/// Outcome, and it still rolls back a failure and writes back a success.
+#[test]
+fn rootless_scratch_uses_a_copy_and_still_rolls_back() {
+    let Some(user) = Unprivileged::new() else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write("kept", "original\n");
+    let run = |script: &str| {
+        let ran = user.run(
+            &[
+                "exec",
+                "--backend",
+                "native",
+                "--workspace-mode",
+                "scratch",
+                "--workspace",
+                ws.path().to_str().expect("utf-8"),
+                "--output",
+                "json",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            ws.path(),
+        );
+        (ran.code, ran.json())
+    };
+    let (code, failed) = run("rm -f kept; echo new > made; exit 4");
+    assert_eq!(code, 4, "{failed:#}");
+    assert_eq!(failed["workspace"]["view"], "copy", "{failed:#}");
+    assert_eq!(failed["workspace"]["committed"], false, "{failed:#}");
+    assert!(ws.file("kept").exists() && !ws.file("made").exists());
+    let (code, done) = run("echo new > made");
+    assert_eq!(code, 0, "{done:#}");
+    assert_eq!(done["workspace"]["committed"], true, "{done:#}");
+    assert_eq!(
+        std::fs::read_to_string(ws.file("made")).ok().as_deref(),
+        Some("new\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Exit codes, and usage errors of `exec`
 

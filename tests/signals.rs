@@ -101,7 +101,8 @@ fn sigterm_kills_the_job_and_cleans_up(backend: Backend) {
 conformance!(sigterm_kills_the_job_and_cleans_up);
 
 /// A `sandbox` killed outright cannot clean up: its jail dies with it (the init's parent-death
-/// signal), and `sandbox gc` removes the cgroup and the proxy directory it left.
+/// signal), and `sandbox gc` removes the cgroup, the proxy directory and the scratch view (with
+/// its mounts) it left.
 #[test]
 fn gc_removes_what_a_killed_native_supervisor_left() {
     let ws = Workspace::new();
@@ -113,6 +114,8 @@ fn gc_removes_what_a_killed_native_supervisor_left() {
             "native",
             "--profile",
             "networked",
+            "--workspace-mode",
+            "scratch",
             "--workspace",
         ])
         .arg(ws.path())
@@ -146,20 +149,35 @@ fn gc_removes_what_a_killed_native_supervisor_left() {
         !leftover_cgroups(supervisor).is_empty(),
         "nothing was left to collect"
     );
-    let egress = std::env::temp_dir().join("sandbox-egress-");
-    let leftover_dirs = || {
+    let ours = format!("-{supervisor:x}-");
+    let leftover_dirs = |prefix: &str| {
         std::fs::read_dir(std::env::temp_dir())
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.to_string_lossy().starts_with(&*egress.to_string_lossy())
-                    && p.to_string_lossy().contains(&format!("-{supervisor:x}-"))
-            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(prefix) && name.contains(&ours))
             .collect::<Vec<_>>()
     };
-    assert!(!leftover_dirs().is_empty(), "no egress directory was left");
+    let scratch_mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("sandbox-scratch-") && line.contains(&ours))
+            .count()
+    };
+    assert!(
+        !leftover_dirs("sandbox-egress-").is_empty(),
+        "no egress directory was left"
+    );
+    assert!(
+        !leftover_dirs("sandbox-scratch-").is_empty(),
+        "no scratch view was left"
+    );
+    assert!(
+        scratch_mounts() > 0,
+        "the scratch view's mounts are gone already"
+    );
 
     let ran = common::sandbox(&["gc", "--output", "json"]);
     assert_eq!(ran.status.code(), Some(0));
@@ -171,5 +189,12 @@ fn gc_removes_what_a_killed_native_supervisor_left() {
         "{:?}",
         leftover_cgroups(supervisor)
     );
-    assert!(leftover_dirs().is_empty(), "{:?}", leftover_dirs());
+    for prefix in ["sandbox-egress-", "sandbox-scratch-"] {
+        assert!(
+            leftover_dirs(prefix).is_empty(),
+            "{:?}",
+            leftover_dirs(prefix)
+        );
+    }
+    assert_eq!(scratch_mounts(), 0, "gc left the scratch view mounted");
 }

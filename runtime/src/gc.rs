@@ -1,6 +1,7 @@
 //! `sandbox gc`: removes what a `sandbox` killed before it could clean up left behind: job
-//! cgroups and egress-proxy directories of the native backend, containers of the docker one.
-//! (Native mounts live in the job's own mount namespace and vanish with it.)
+//! cgroups and egress-proxy directories of the native backend, scratch views (mounted on the
+//! host for both backends), containers of the docker one. (The native jail's other mounts live
+//! in its own mount namespace and vanish with it.)
 
 use serde::Serialize;
 
@@ -24,6 +25,11 @@ pub fn gc() -> GcReport {
                 Err(error) => report.notes.push(error.with_causes()),
             }
         }
+    }
+    for dir in crate::scratch::remove_leftovers() {
+        report
+            .removed
+            .push(format!("scratch view {}", dir.display()));
     }
     for dir in egress::remove_leftovers() {
         report

@@ -12,10 +12,12 @@ pub mod network;
 pub mod outcome;
 pub mod output;
 pub mod profile;
+pub mod scratch;
 pub mod secrets;
 mod signals;
 pub mod spec;
 pub mod workspace;
+mod writeback;
 
 pub use error::SandboxError;
 pub use outcome::{Outcome, Status};
@@ -24,9 +26,58 @@ pub use spec::{JobSpec, OutputMode, Overrides};
 /// How long `auto` waits for a Docker engine before running natively.
 pub const AUTO_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Runs one job on the backend its spec asks for; `auto` takes docker when an engine answers
-/// within 500 ms and has the image, else native, and the Outcome says which and why.
+/// Runs one job: prepares a scratch view when the workspace mode asks for one, runs the job on
+/// its backend, then settles the view's changes (caps, secrets, commit) and redacts every
+/// secret from what the Outcome reports.
 pub fn run(spec: &JobSpec) -> Result<Outcome, SandboxError> {
+    let scratch = match spec.workspace_mode {
+        profile::WorkspaceMode::Scratch => Some(scratch::Scratch::prepare(spec)?),
+        _ => None,
+    };
+    let mut outcome = match &scratch {
+        Some(scratch) => {
+            let mut viewed = spec.clone();
+            viewed.view = Some(scratch.view().to_owned());
+            let mut outcome = run_on_backend(&viewed)?;
+            writeback::finish(spec, scratch, &mut outcome)?;
+            outcome
+        }
+        None => run_on_backend(spec)?,
+    };
+    if let Some(scratch) = scratch {
+        if let Err(error) = scratch.remove() {
+            outcome
+                .notes
+                .push(format!("cleanup: {}", error.with_causes()));
+        }
+    }
+    redact(spec, &mut outcome);
+    Ok(outcome)
+}
+
+/// The job's output was redacted as it streamed; this covers what the Outcome says besides.
+fn redact(spec: &JobSpec, outcome: &mut Outcome) {
+    if spec.redactor.is_empty() {
+        return;
+    }
+    let mut count = 0;
+    let mut clean = |text: &mut String| {
+        let (redacted, found) = spec.redactor.redact_str(text);
+        count += found;
+        *text = redacted;
+    };
+    outcome.command.iter_mut().for_each(&mut clean);
+    outcome.notes.iter_mut().for_each(&mut clean);
+    for event in &mut outcome.network.events {
+        clean(&mut event.host);
+        clean(&mut event.reason);
+    }
+    outcome.redactions += count;
+}
+
+/// `auto` takes docker when an engine answers within 500 ms and has the image, else native,
+/// and the Outcome says which and why.
+fn run_on_backend(spec: &JobSpec) -> Result<Outcome, SandboxError> {
     use profile::BackendChoice;
     match spec.backend {
         BackendChoice::Native => native::run(spec, "native requested".into()),

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::NetworkEvent;
 use crate::output::Captured;
-use crate::profile::{NetworkMode, WorkspaceMode};
+use crate::profile::{CommitPolicy, NetworkMode, WorkspaceMode};
+use crate::scratch::ViewKind;
 use crate::spec::{JobSpec, OutputMode};
+use crate::workspace::CommitReport;
 
 pub const OUTCOME_SCHEMA: &str = "sandbox/outcome@1";
 
@@ -32,7 +34,10 @@ pub struct Outcome {
     pub limits_hit: Vec<LimitKind>,
     pub isolation: Isolation,
     pub network: NetworkReport,
+    /// The names of the secrets the job was given (never their values).
     pub secrets: Vec<String>,
+    /// How many times a secret's value (or an encoded form) was replaced by
+    /// `[REDACTED:NAME]` in the output and in what we report.
     pub redactions: u64,
     pub workspace: WorkspaceReport,
     /// Captured output (`--output json`); null when it was streamed.
@@ -68,6 +73,8 @@ pub enum LimitKind {
     Files,
     FileSize,
     Output,
+    ChangedFiles,
+    ChangedLines,
 }
 
 /// Every isolation layer as it was applied, not as it was asked for.
@@ -96,14 +103,55 @@ pub struct NetworkReport {
     pub events: Vec<NetworkEvent>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct WorkspaceReport {
     pub mode: WorkspaceMode,
     pub path: String,
+    /// Scratch: how the copy-on-write view was made.
+    pub view: Option<ViewKind>,
+    /// Scratch: when the changes are written back.
+    pub commit: Option<CommitPolicy>,
+    /// Scratch: whether every change was written back to `path`.
     pub committed: bool,
+    /// Paths relative to the workspace: files, directories and symlinks.
     pub added: Vec<String>,
+    /// Content, type, mode or symlink target changed.
     pub modified: Vec<String>,
     pub deleted: Vec<String>,
+    /// Paths whose permission bits changed (also listed as modified).
+    pub mode_changed: Vec<String>,
+    /// Symlinks the job created or retargeted, with their targets: a link pointing out of the
+    /// workspace is committed as a link, never followed.
+    pub symlinks: Vec<SymlinkReport>,
+    /// Fifos, sockets and devices the job made: never written back.
+    pub skipped: Vec<String>,
+    /// Bytes of new content (added and modified files).
+    pub bytes_added: u64,
+    /// Entries the job created.
+    pub files_created: u64,
+    /// Lines the patch adds and removes; counted when `--diff` or `limits.changed_lines`
+    /// asked for the patch.
+    pub lines_added: Option<u64>,
+    pub lines_removed: Option<u64>,
+    /// `blake3:` hash of the change set (paths, kinds, modes and new contents).
+    pub change_hash: Option<String>,
+    /// Changed files holding a secret's value: the changes are not written back.
+    pub secret_files: Vec<SecretInFile>,
+    /// What writing back did, file by file, when it was tried.
+    pub write_back: Option<CommitReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SymlinkReport {
+    pub path: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SecretInFile {
+    pub path: String,
+    /// Names of the secrets found in it.
+    pub secrets: Vec<String>,
 }
 
 /// What a backend saw of how a job ended; `Outcome::conclude` turns it into status, exit code
@@ -149,15 +197,12 @@ impl Outcome {
                 mode: spec.network,
                 events: Vec::new(),
             },
-            secrets: Vec::new(),
+            secrets: spec.secrets.iter().map(|s| s.name.clone()).collect(),
             redactions: 0,
             workspace: WorkspaceReport {
                 mode: spec.workspace_mode,
                 path: spec.workspace.display().to_string(),
-                committed: false,
-                added: Vec::new(),
-                modified: Vec::new(),
-                deleted: Vec::new(),
+                ..WorkspaceReport::default()
             },
             stdout: None,
             stderr: None,
@@ -167,10 +212,11 @@ impl Outcome {
         }
     }
 
-    /// Records the captured output (kept only in capture mode).
+    /// Records the captured output (kept only in capture mode) and its redactions.
     pub fn set_output(&mut self, mode: OutputMode, stdout: Captured, stderr: Captured) {
         self.stdout_truncated = stdout.truncated;
         self.stderr_truncated = stderr.truncated;
+        self.redactions += stdout.redactions + stderr.redactions;
         if mode == OutputMode::Capture {
             self.stdout = Some(String::from_utf8_lossy(&stdout.bytes).into_owned());
             self.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
@@ -259,12 +305,33 @@ impl Outcome {
         } else {
             return Err("the backend could not tell how the job ended".into());
         };
-        hit.sort();
-        hit.dedup();
         self.status = status;
         self.exit_code = code;
         self.limits_hit = hit;
+        let caps: Vec<LimitKind> = self
+            .limits_hit
+            .iter()
+            .copied()
+            .filter(|kind| matches!(kind, LimitKind::Disk | LimitKind::Files))
+            .collect();
+        self.exceeded(&caps);
         Ok(())
+    }
+
+    /// Records caps the job went over (disk, files, changed files or lines): the status becomes
+    /// `limit_exceeded`, and a job that exited 0 anyway exits 1, so that no caller reading
+    /// only the exit code takes it for a success.
+    pub fn exceeded(&mut self, caps: &[LimitKind]) {
+        self.limits_hit.extend_from_slice(caps);
+        self.limits_hit.sort();
+        self.limits_hit.dedup();
+        if caps.is_empty() || self.status != Status::Exited {
+            return;
+        }
+        self.status = Status::LimitExceeded;
+        if self.exit_code == 0 {
+            self.exit_code = 1;
+        }
     }
 }
 

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use crate::error::SandboxError;
 use crate::network::{Allowlist, ProxyConfig};
 use crate::profile::{
-    BackendChoice, ByteSize, Feature, HumanDuration, Limits, NetworkMode, ResolvedProfile,
-    SeccompMode, UserSpec, WorkspaceMode,
+    BackendChoice, ByteSize, CommitPolicy, Feature, HumanDuration, Limits, NetworkMode,
+    ResolvedProfile, ScratchView, SeccompMode, UserSpec, WorkspaceMode,
 };
+use crate::secrets::{Delivery, Redactor, Secret};
 
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -22,6 +23,12 @@ pub struct JobSpec {
     pub workspace: PathBuf,
     pub workspace_mount: PathBuf,
     pub workspace_mode: WorkspaceMode,
+    /// When a scratch workspace is written back.
+    pub commit: CommitPolicy,
+    pub scratch_view: ScratchView,
+    /// The directory the backends mount as the workspace when it is not `workspace` itself:
+    /// a scratch job's copy-on-write view (set by `crate::run`).
+    pub view: Option<PathBuf>,
     pub tmpfs: Vec<(PathBuf, ByteSize)>,
     pub hide: Vec<PathBuf>,
     pub read_only: Vec<PathBuf>,
@@ -35,8 +42,13 @@ pub struct JobSpec {
     pub env: Vec<(String, String)>,
     pub seccomp: SeccompMode,
     pub require: Vec<Feature>,
-    pub secrets: Vec<String>,
+    /// The secrets with their values; their `Debug` never shows a value.
+    pub secrets: Vec<Secret>,
+    /// Replaces the secrets' values in everything we emit.
+    pub redactor: Redactor,
     pub output: OutputMode,
+    /// Where a scratch job's change set is written as a git-style patch.
+    pub diff: Option<PathBuf>,
 }
 
 /// How the job's stdout and stderr reach the caller.
@@ -62,6 +74,11 @@ pub struct Overrides {
     pub network: Option<NetworkMode>,
     /// Rules added to the profile's `network.allow`.
     pub allow: Vec<String>,
+    /// Secrets given on the command line; one named like a profile secret replaces it.
+    pub secrets: Vec<Secret>,
+    pub commit: Option<CommitPolicy>,
+    /// Write a scratch job's change set here as a git-style patch.
+    pub diff: Option<PathBuf>,
 }
 
 impl JobSpec {
@@ -145,24 +162,24 @@ impl JobSpec {
         }
 
         let fs = &profile.filesystem;
-        // Refused for every backend, never ignored.
         let workspace_mode = overrides.workspace_mode.unwrap_or(fs.workspace.mode);
-        if workspace_mode == WorkspaceMode::Scratch {
-            return Err(SandboxError::Unsupported(
-                "workspace mode `scratch` is not built yet; use --workspace-mode ro or rw".into(),
-            ));
-        }
-        if !profile.secrets.is_empty() {
-            let names: Vec<&str> = profile.secrets.keys().map(String::as_str).collect();
-            return Err(SandboxError::Unsupported(format!(
-                "secrets ({}) are not delivered by this build; remove them from the profile",
-                names.join(", ")
-            )));
-        }
-        if fs.workspace.mount.as_path() == Path::new("/") {
+        let workspace_mount = fs.workspace.mount.as_path();
+        if workspace_mount == Path::new("/") {
             return Err(SandboxError::InvalidSpec(
                 "filesystem.workspace.mount must not be `/`".into(),
             ));
+        }
+        if overrides.diff.is_some() && workspace_mode != WorkspaceMode::Scratch {
+            return Err(SandboxError::InvalidSpec(format!(
+                "--diff needs a scratch workspace, and this one is `{workspace_mode}`: add \
+                 --workspace-mode scratch"
+            )));
+        }
+        let secrets = secrets(resolved, overrides.secrets, workspace_mount)?;
+        for secret in &secrets {
+            if secret.delivery == Delivery::Env {
+                env.retain(|(name, _)| *name != secret.name);
+            }
         }
         let paths = |list: &[crate::profile::AbsolutePath]| {
             list.iter()
@@ -176,8 +193,11 @@ impl JobSpec {
             image: profile.backend.image.clone(),
             command,
             workspace,
-            workspace_mount: fs.workspace.mount.as_path().to_owned(),
+            workspace_mount: workspace_mount.to_owned(),
             workspace_mode,
+            commit: overrides.commit.unwrap_or(fs.commit),
+            scratch_view: fs.scratch_view,
+            view: None,
             tmpfs: fs
                 .tmpfs
                 .iter()
@@ -198,10 +218,101 @@ impl JobSpec {
             env,
             seccomp: profile.process.seccomp,
             require: profile.process.require.clone(),
-            secrets: profile.secrets.keys().cloned().collect(),
+            redactor: Redactor::new(&secrets),
+            secrets,
             output,
+            diff: overrides.diff,
         })
     }
+}
+
+/// The profile's secrets, then the command line's, with their values read now: a missing
+/// source refuses the job before anything runs.
+fn secrets(
+    resolved: &ResolvedProfile,
+    from_flags: Vec<Secret>,
+    workspace_mount: &Path,
+) -> Result<Vec<Secret>, SandboxError> {
+    let mut secrets = Vec::new();
+    for (name, spec) in &resolved.profile.secrets {
+        if from_flags.iter().any(|secret| secret.name == *name) {
+            continue;
+        }
+        let secret = Secret::resolve(name, &spec.from, &spec.deliver_as).map_err(|error| {
+            SandboxError::InvalidSpec(format!("{}: {error}", declared_at(resolved, name)))
+        })?;
+        secrets.push(secret);
+    }
+    secrets.extend(from_flags);
+    for secret in &secrets {
+        if let Delivery::File(path) = &secret.delivery {
+            if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "secret {}: its file path holds a newline",
+                    secret.name
+                )));
+            }
+            if path.starts_with(workspace_mount) {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "secret {}: {} is inside the workspace ({}), where the job's changes are \
+                     written back; deliver it elsewhere, e.g. file:/run/secrets/{}",
+                    secret.name,
+                    path.display(),
+                    workspace_mount.display(),
+                    secret.name.to_lowercase()
+                )));
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+impl JobSpec {
+    /// The host directory the backends mount as the workspace.
+    pub fn workspace_source(&self) -> &Path {
+        self.view.as_deref().unwrap_or(&self.workspace)
+    }
+
+    /// The directories that hold secret files: each gets a tmpfs of its own.
+    pub fn secret_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .secrets
+            .iter()
+            .filter_map(|secret| match &secret.delivery {
+                Delivery::File(path) => path.parent().map(Path::to_path_buf),
+                Delivery::Env => None,
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    /// Whether the job may write its workspace (in place, or in its scratch view).
+    pub fn workspace_writable(&self) -> bool {
+        self.workspace_mode != WorkspaceMode::Ro
+    }
+}
+
+/// `file:line: secrets.NAME` for the profile layer that declares secret `name`.
+fn declared_at(resolved: &ResolvedProfile, name: &str) -> String {
+    for source in &resolved.sources {
+        let crate::profile::ProfileSource::File(path) = source else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let line = text.lines().position(|line| {
+            line.trim_start()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        });
+        if let Some(line) = line {
+            return format!("{}:{}: secrets.{name}", path.display(), line + 1);
+        }
+    }
+    format!("profile {}: secrets.{name}", resolved.name)
 }
 
 fn check_limits(limits: &Limits) -> Result<(), SandboxError> {
@@ -300,15 +411,6 @@ mod tests {
 
     fn build(overrides: Overrides) -> Result<JobSpec, SandboxError> {
         test_spec("standard", overrides, &["true"])
-    }
-
-    #[test]
-    fn what_is_not_built_is_refused_for_every_backend() {
-        let scratch = build(Overrides {
-            workspace_mode: Some(WorkspaceMode::Scratch),
-            ..Overrides::default()
-        });
-        assert!(matches!(scratch, Err(SandboxError::Unsupported(_))));
     }
 
     #[test]

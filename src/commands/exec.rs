@@ -1,11 +1,12 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
 use anyhow::Context;
-use sandbox_runtime::profile::{self, BackendChoice, NetworkMode, WorkspaceMode};
+use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, NetworkMode, WorkspaceMode};
+use sandbox_runtime::secrets::Secret;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
 
 use super::print_json;
-use crate::cli::{BackendArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
+use crate::cli::{BackendArg, CommitArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
 
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let resolved = profile::load(&args.profile)?;
@@ -15,10 +16,17 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
         OutputFormat::Json => OutputMode::Capture,
     };
     let spec = JobSpec::new(&resolved, overrides, args.command, output)?;
-    let outcome = sandbox_runtime::run(&spec)?;
+    // Checked before the job runs: a job whose record cannot be written must not run at all.
+    let audit_log = match args.audit {
+        Some(path) => path,
+        None => sandbox_runtime::audit::default_path()?,
+    };
+    sandbox_runtime::audit::check_writable(&audit_log)?;
+    let outcome = sandbox_runtime::run(&spec).map_err(|error| redacted(&spec, error))?;
     if let Some(path) = &args.result {
         write_result(path, &outcome)?;
     }
+    sandbox_runtime::audit::append(&audit_log, &sandbox_runtime::audit::record_for(&outcome))?;
     match args.output {
         OutputFormat::Json => print_json(&outcome)?,
         OutputFormat::Text => explain(&outcome),
@@ -27,8 +35,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
 }
 
 fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
-    let flag =
-        |name: &str, message: String| SandboxError::InvalidSpec(format!("--{name}: {message}"));
+    let flag = flag_error;
     let env = args
         .env
         .iter()
@@ -71,7 +78,31 @@ fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
             NetworkArg::Host => NetworkMode::Host,
         }),
         allow: args.allow.clone(),
+        secrets: args
+            .secret
+            .iter()
+            .map(|flag| Secret::from_flag(flag).map_err(|e| flag_error("secret", e.to_string())))
+            .collect::<Result<_, _>>()?,
+        commit: args.commit.map(|commit| match commit {
+            CommitArg::Always => CommitPolicy::Always,
+            CommitArg::OnSuccess => CommitPolicy::OnSuccess,
+            CommitArg::Never => CommitPolicy::Never,
+        }),
+        diff: args.diff.clone(),
     })
+}
+
+/// An error that quotes a secret's value (a path, a command) says `[REDACTED:NAME]` instead.
+fn redacted(spec: &JobSpec, error: SandboxError) -> anyhow::Error {
+    let text = error.with_causes();
+    match spec.redactor.redact_str(&text) {
+        (_, 0) => error.into(),
+        (clean, _) => anyhow::anyhow!(clean),
+    }
+}
+
+fn flag_error(name: &str, message: String) -> SandboxError {
+    SandboxError::InvalidSpec(format!("--{name}: {message}"))
 }
 
 /// Writes the Outcome next to its destination first, so a reader never sees half a document.

@@ -1,5 +1,6 @@
 //! One file per subcommand; each is a short chain of calls into `sandbox-runtime`.
 
+mod audit;
 mod doctor;
 mod exec;
 mod gc;
@@ -15,7 +16,7 @@ use crate::cli::{Cli, Command};
 /// Runs a subcommand; the `u8` is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Exec(args) => exec::run(args),
+        Command::Exec(args) => exec::run(*args),
         Command::Profile(command) => profile::run(command),
         Command::Doctor { output } => doctor::run(output),
         Command::Schema => {
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Image(command) => image::run(command),
         Command::Gc { output } => gc::run(output),
+        Command::Audit(command) => audit::run(command),
     }
 }
 

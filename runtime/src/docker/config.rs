@@ -11,7 +11,8 @@ use bollard::models::{
 
 use crate::error::SandboxError;
 use crate::network;
-use crate::profile::{Feature, NetworkMode, SeccompMode, WorkspaceMode};
+use crate::profile::{Feature, NetworkMode, SeccompMode};
+use crate::secrets::Delivery;
 use crate::spec::JobSpec;
 
 use super::engine::EngineFacts;
@@ -70,8 +71,56 @@ pub struct Inputs {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Runs the job once a line arrives on stdin (see `container`); `$0` names the wrapper.
-pub const ALLOWLIST_GATE: [&str; 4] = ["/bin/sh", "-c", "read -r _ && exec \"$@\"", "sandbox-job"];
+/// Runs the job once a line arrives on stdin, after evaluating that line (see `container` and
+/// `gate_line`); `$0` names the wrapper. The line is a shell variable, never an argument.
+pub const GATE: [&str; 4] = [
+    "/bin/sh",
+    "-c",
+    "IFS= read -r setup && eval \"$setup\" && unset setup && exec \"$@\"",
+    "sandbox-job",
+];
+
+/// Whether the job waits for `gate_line` on stdin before it runs.
+pub fn gated(spec: &JobSpec) -> bool {
+    spec.network == NetworkMode::Allowlist || !spec.secrets.is_empty()
+}
+
+/// The line the gate evaluates: the secrets, exported or written to their files. Every byte of
+/// a value is an octal escape of the shell's builtin `printf`, so the line is one line, holds
+/// no quote, and no value ever becomes an argument of a program (`docker inspect` and
+/// `/proc/*/cmdline` show neither). Files get mode 0400 from a umask set in a subshell (the
+/// job keeps its own) and the job's uid from the user the container runs as.
+pub fn gate_line(spec: &JobSpec) -> Vec<u8> {
+    // Joined with `&&`: a secret that cannot be delivered stops the job before it runs, with
+    // the shell's message on its stderr.
+    let mut steps = vec![":".to_owned()];
+    for secret in &spec.secrets {
+        let escaped: String = secret
+            .value()
+            .iter()
+            .map(|byte| format!("\\{byte:03o}"))
+            .collect();
+        steps.push(match &secret.delivery {
+            // The `x` keeps trailing newlines, which a command substitution would strip.
+            Delivery::Env => format!(
+                "{name}=$(printf '{escaped}'; printf x) && {name}=${{{name}%x}} && export {name}",
+                name = secret.name
+            ),
+            Delivery::File(path) => {
+                format!("(umask 0377; printf '{escaped}' > {})", shell_quote(path))
+            }
+        });
+    }
+    // The job may read its secrets, not add to them.
+    steps.extend(
+        spec.secret_dirs()
+            .iter()
+            .map(|dir| format!("chmod 0500 {}", shell_quote(dir))),
+    );
+    let mut line = steps.join(" && ");
+    line.push('\n');
+    line.into_bytes()
+}
 
 /// `process.require` against what the engine enforces. Landlock is the one layer a container
 /// does not get: its read-only root and mounts stand in for it, and the Outcome says so
@@ -121,6 +170,11 @@ pub fn classify_hidden(
         .map(PathBuf::as_path)
         .chain([spec.workspace_mount.as_path()])
         .collect();
+    let secret_dirs = spec.secret_dirs();
+    let targets: Vec<&Path> = targets
+        .into_iter()
+        .chain(secret_dirs.iter().map(PathBuf::as_path))
+        .collect();
     let mut hidden: Vec<Hidden> = spec
         .hide
         .iter()
@@ -149,9 +203,9 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
     mounts.extend(spec.read_only.iter().map(|path| bind(path, path, true)));
     mounts.extend(spec.read_write.iter().map(|path| bind(path, path, false)));
     mounts.push(bind(
-        &spec.workspace,
+        spec.workspace_source(),
         &spec.workspace_mount,
-        spec.workspace_mode != WorkspaceMode::Rw,
+        !spec.workspace_writable(),
     ));
 
     let mut tmpfs = HashMap::new();
@@ -163,6 +217,15 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
             format!(
                 "rw,exec,nosuid,nodev,size={size},mode=1777,nr_inodes={}",
                 spec.limits.files
+            ),
+        );
+    }
+    for dir in spec.secret_dirs() {
+        tmpfs.insert(
+            path_string(&dir),
+            format!(
+                "rw,noexec,nosuid,nodev,size=1m,mode=0700,uid={},gid={}",
+                spec.user.uid, spec.user.gid
             ),
         );
     }
@@ -195,13 +258,14 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         NetworkMode::None | NetworkMode::Allowlist => "none",
     };
 
-    // With the allowlist the job waits for one line on stdin before it runs: the proxy's
+    // The job waits for one line on stdin before it runs: with the allowlist, the proxy's
     // listener is put into the container's network namespace after the start, and the job's
-    // first connection must find it there. Every image we build has /bin/sh.
-    let gated = spec.network == NetworkMode::Allowlist;
+    // first connection must find it there; secrets arrive on that line, so that the
+    // container's configuration never holds them. Every image we build has /bin/sh.
+    let gated = gated(spec);
     let command = if gated {
         [
-            ALLOWLIST_GATE.iter().map(|s| (*s).to_owned()).collect(),
+            GATE.iter().map(|s| (*s).to_owned()).collect(),
             spec.command.clone(),
         ]
         .concat()
@@ -295,6 +359,10 @@ fn bind(source: &Path, target: &Path, read_only: bool) -> Mount {
         }),
         ..Mount::default()
     }
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path_string(path).replace('\'', "'\\''"))
 }
 
 fn path_string(path: &Path) -> String {
@@ -441,7 +509,7 @@ mod tests {
             ]
         );
         let mut ro = spec.clone();
-        ro.workspace_mode = WorkspaceMode::Ro;
+        ro.workspace_mode = crate::profile::WorkspaceMode::Ro;
         let body = container(&ro, &inputs()).unwrap();
         let last = host_config(&body).mounts.as_ref().unwrap().last().cloned();
         assert_eq!(last.unwrap().read_only, Some(true));
@@ -537,7 +605,7 @@ mod tests {
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         let cmd = body.cmd.unwrap();
-        assert_eq!(cmd[..4], ALLOWLIST_GATE.map(str::to_owned));
+        assert_eq!(cmd[..4], GATE.map(str::to_owned));
         assert_eq!(cmd[4..], allowlist.command[..]);
         assert_eq!(body.open_stdin, Some(true));
         assert_eq!(body.stdin_once, Some(true));

@@ -20,6 +20,7 @@ use crate::network::{self, Listener, Proxy};
 use crate::outcome::{Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, SeccompMode};
+use crate::secrets::Redactor;
 use crate::spec::{JobSpec, OutputMode};
 
 use super::cleanup::{self, Supervisor};
@@ -170,7 +171,7 @@ async fn drive(
         .create_container(Some(create), body)
         .await
         .map_err(|e| refused_or_failed("create the container", &e))?;
-    let gated = spec.network == NetworkMode::Allowlist;
+    let gated = config::gated(spec);
     let attach = AttachContainerOptions {
         stream: true,
         stdin: gated,
@@ -215,7 +216,7 @@ async fn drive(
         live.borrow_mut().init = init.clone();
     }
 
-    let (proxy, output_stream) = if gated {
+    let proxy = if spec.network == NetworkMode::Allowlist {
         let init = init.as_deref().ok_or_else(|| {
             Failure::Sandbox(SandboxError::Refused {
                 feature: "network allowlist".into(),
@@ -224,21 +225,21 @@ async fn drive(
                     .into(),
             })
         })?;
-        let proxy = start_proxy(spec, name, init)?;
-        // The job has been waiting for this line (config::ALLOWLIST_GATE); now the proxy's
-        // port is open inside the container.
+        Some(start_proxy(spec, name, init)?)
+    } else {
+        None
+    };
+    if gated {
+        // The job has been waiting for this line (config::GATE): the proxy's port is open
+        // inside the container by now, and the line carries the secrets.
         let mut input = attached.input;
         input
-            .write_all(b"go\n")
+            .write_all(&config::gate_line(spec))
             .await
             .and(input.shutdown().await)
-            .map_err(|e| {
-                Failure::Engine(format!("releasing the job after the proxy started: {e}"))
-            })?;
-        (Some(proxy), attached.output)
-    } else {
-        (None, attached.output)
-    };
+            .map_err(|e| Failure::Engine(format!("releasing the job (config::GATE): {e}")))?;
+    }
+    let output_stream = attached.output;
 
     let (done, _) = tokio::sync::watch::channel(false);
     let waiting = async {
@@ -246,7 +247,7 @@ async fn drive(
         done.send_replace(true);
         waited
     };
-    let output = Output::new(spec.output, spec.limits.output.0);
+    let output = Output::new(spec.output, spec.limits.output.0, &spec.redactor);
     let pumping = pump(output_stream, output, done.subscribe());
     let watching = async {
         let init = init.as_deref()?;
@@ -474,8 +475,8 @@ enum Output {
 }
 
 impl Output {
-    fn new(mode: OutputMode, limit: u64) -> Output {
-        let (mut stdout, mut stderr) = OutputSink::pair(mode, limit);
+    fn new(mode: OutputMode, limit: u64, redactor: &Redactor) -> Output {
+        let (mut stdout, mut stderr) = OutputSink::pair(mode, limit, redactor);
         match mode {
             OutputMode::Capture => Output::Capture { stdout, stderr },
             OutputMode::Stream => {

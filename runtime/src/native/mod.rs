@@ -28,7 +28,8 @@ use crate::error::SandboxError;
 use crate::host::HostFacts;
 use crate::outcome::{Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
-use crate::profile::{Feature, NetworkMode, WorkspaceMode};
+use crate::profile::{Feature, NetworkMode};
+use crate::secrets::Delivery;
 use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
 
@@ -102,7 +103,7 @@ fn run_in_cgroup(
     let (stderr_read, stderr_write) = pipe()?;
     let mut writable: Vec<PathBuf> = spec.tmpfs.iter().map(|(path, _)| path.clone()).collect();
     let tmpfs = writable.clone();
-    if spec.workspace_mode == WorkspaceMode::Rw {
+    if spec.workspace_writable() {
         writable.push(spec.workspace_mount.clone());
     }
     writable.extend(spec.read_write.iter().cloned());
@@ -118,7 +119,8 @@ fn run_in_cgroup(
                         .iter()
                         .flatten(),
                 )
-                .map(|(k, v)| format!("{k}={v}").into_bytes()),
+                .map(|(k, v)| format!("{k}={v}").into_bytes())
+                .chain(secret_env(spec)),
             "environment",
         )?,
         search_path: spec
@@ -187,7 +189,8 @@ fn run_in_cgroup(
         .as_mut()
         .map(|egress| egress.start(spec.proxy.clone()))
         .transpose();
-    let (stdout_sink, stderr_sink) = OutputSink::pair(spec.output, spec.limits.output.0);
+    let (stdout_sink, stderr_sink) =
+        OutputSink::pair(spec.output, spec.limits.output.0, &spec.redactor);
     let readers = [
         spawn_reader(stdout_read, stdout_sink),
         spawn_reader(stderr_read, stderr_sink),
@@ -303,6 +306,15 @@ fn isolation(
         uid: spec.user.uid,
         gid: spec.user.gid,
     }
+}
+
+/// `NAME=value` for each secret delivered as a variable: part of the job's environment at
+/// `execve`, never of anyone's argv.
+fn secret_env(spec: &JobSpec) -> impl Iterator<Item = Vec<u8>> + '_ {
+    spec.secrets
+        .iter()
+        .filter(|secret| secret.delivery == Delivery::Env)
+        .map(|secret| [secret.name.as_bytes(), b"=", secret.value()].concat())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {

@@ -16,8 +16,11 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, mkdir, pivot_root};
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::error::SandboxError;
-use crate::profile::WorkspaceMode;
+use crate::profile::UserSpec;
+use crate::secrets::{Delivery, Secret};
 use crate::spec::JobSpec;
 
 /// Where the scratch tmpfs is mounted in the jail's namespace; its contents never reach the host.
@@ -76,12 +79,34 @@ pub enum MountOp {
     HideFile {
         target: PathBuf,
     },
+    /// A tmpfs holding secret files (0400, owned by the job's uid), read-only once written.
+    Secrets(SecretDir),
     /// The egress proxy's socket, bound last so that no hidden path can cover it.
     ProxySocket {
         source: PathBuf,
         target: PathBuf,
     },
 }
+
+/// One directory of secret files. Compared and printed by file names only: a plan is data that
+/// tests print, and a secret's value must never be in it.
+#[derive(Debug, Clone)]
+pub struct SecretDir {
+    pub target: PathBuf,
+    pub files: Vec<Secret>,
+    pub owner: UserSpec,
+}
+
+impl PartialEq for SecretDir {
+    fn eq(&self, other: &Self) -> bool {
+        let names = |dir: &SecretDir| -> Vec<String> {
+            dir.files.iter().map(|secret| secret.name.clone()).collect()
+        };
+        self.target == other.target && self.owner == other.owner && names(self) == names(other)
+    }
+}
+
+impl Eq for SecretDir {}
 
 /// The whole filesystem of a job, in the order it is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,10 +182,26 @@ impl MountPlan {
                 });
             }
         }
+        for target in spec.secret_dirs() {
+            let files = spec
+                .secrets
+                .iter()
+                .filter(|secret| match &secret.delivery {
+                    Delivery::File(path) => path.parent() == Some(target.as_path()),
+                    Delivery::Env => false,
+                })
+                .cloned()
+                .collect();
+            ops.push(MountOp::Secrets(SecretDir {
+                target,
+                files,
+                owner: spec.user,
+            }));
+        }
         ops.push(MountOp::Bind {
-            source: spec.workspace.clone(),
+            source: spec.workspace_source().to_owned(),
             target: spec.workspace_mount.clone(),
-            writable: spec.workspace_mode == WorkspaceMode::Rw,
+            writable: spec.workspace_writable(),
         });
         if let Some(socket) = proxy_socket {
             ops.push(MountOp::ProxySocket {
@@ -376,6 +417,11 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
                 read_only_at_end.push(target);
             }
         }
+        MountOp::Secrets(dir) => {
+            let target = new(&dir.target);
+            write_secrets(dir, &target)?;
+            read_only_at_end.push(target);
+        }
         MountOp::ProxySocket { source, target } => {
             let target = new(target);
             make_file(&target)?;
@@ -390,6 +436,49 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
         }
     }
     Ok(())
+}
+
+/// Mounts a small tmpfs at `target` and writes each secret into it, 0400 and owned by the job,
+/// in a 0500 directory of the job's.
+fn write_secrets(dir: &SecretDir, target: &Path) -> Result<(), SandboxError> {
+    make_dir_all(target).map_err(|error| {
+        SandboxError::Setup(format!(
+            "cannot create {} for secret files ({}): its parent is a read-only host directory; \
+             add the parent to filesystem.hide (an empty tmpfs) or deliver the secret below a \
+             filesystem.tmpfs path",
+            dir.target.display(),
+            error.with_causes()
+        ))
+    })?;
+    let size: usize = dir.files.iter().map(|s| s.value().len() + 4096).sum();
+    mount_fs(
+        "tmpfs",
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(&format!("mode=0700,size={}", size + 4096)),
+    )?;
+    let uid = Some(nix::unistd::Uid::from_raw(dir.owner.uid));
+    let gid = Some(nix::unistd::Gid::from_raw(dir.owner.gid));
+    let io = |what: &str, path: &Path| {
+        let (what, path) = (what.to_owned(), path.to_owned());
+        move |source| SandboxError::Io { what, path, source }
+    };
+    for secret in &dir.files {
+        let Delivery::File(path) = &secret.delivery else {
+            continue;
+        };
+        let file = target.join(path.file_name().unwrap_or_default());
+        std::fs::write(&file, secret.value()).map_err(io("write the secret file", path))?;
+        nix::unistd::chown(&file, uid, gid)
+            .map_err(|e| SandboxError::sys(format!("chown({})", path.display()), e))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400))
+            .map_err(io("set the mode of the secret file", path))?;
+    }
+    nix::unistd::chown(target, uid, gid)
+        .map_err(|e| SandboxError::sys(format!("chown({})", dir.target.display()), e))?;
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o500))
+        .map_err(io("set the mode of the secrets directory", &dir.target))
 }
 
 /// Where a hidden path really is on the host (following symlinks such as /var/run -> /run), and
@@ -548,7 +637,9 @@ mod tests {
             std::fs::create_dir(root.path().join(dir)).unwrap();
         }
         std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
-        let plan = MountPlan::new(&spec("strict"), root.path(), None).unwrap();
+        let mut ro = spec("strict");
+        ro.workspace_mode = crate::profile::WorkspaceMode::Ro;
+        let plan = MountPlan::new(&ro, root.path(), None).unwrap();
         assert!(plan.ops.contains(&MountOp::HostDir { name: "usr".into() }));
         assert!(plan.ops.contains(&MountOp::HostSymlink {
             name: "bin".into(),
@@ -570,7 +661,7 @@ mod tests {
                     ..
                 }
             ),
-            "strict workspace is read-only"
+            "an ro workspace is bound read-only"
         );
     }
 

@@ -64,6 +64,9 @@ pub struct FilesystemSection {
     pub workspace: WorkspaceSection,
     /// When a scratch workspace is written back: `always`, `on-success` or `never`.
     pub commit: CommitPolicy,
+    /// How a scratch view is made: `auto` (overlayfs, a copy when the kernel refuses it),
+    /// `overlay` (refuse without it) or `copy`.
+    pub scratch_view: ScratchView,
     /// Empty tmpfs mounts, path = size.
     pub tmpfs: BTreeMap<AbsolutePath, ByteSize>,
     /// Host paths replaced by an empty directory (or an empty file) inside the job.
@@ -80,6 +83,7 @@ impl Default for FilesystemSection {
             root: RootMode::Readonly,
             workspace: WorkspaceSection::default(),
             commit: CommitPolicy::OnSuccess,
+            scratch_view: ScratchView::Auto,
             tmpfs: BTreeMap::from([(AbsolutePath::from_static("/tmp"), ByteSize(256 << 20))]),
             hide: Vec::new(),
             read_only: Vec::new(),
@@ -112,10 +116,11 @@ impl Default for WorkspaceSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceMode {
     Ro,
+    #[default]
     Rw,
     Scratch,
 }
@@ -136,6 +141,24 @@ pub enum CommitPolicy {
     Always,
     OnSuccess,
     Never,
+}
+
+impl fmt::Display for CommitPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommitPolicy::Always => "always",
+            CommitPolicy::OnSuccess => "on-success",
+            CommitPolicy::Never => "never",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScratchView {
+    Auto,
+    Overlay,
+    Copy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -202,10 +225,16 @@ pub struct Limits {
     pub open_files: u64,
     /// Largest file a job may write (RLIMIT_FSIZE).
     pub file_size: ByteSize,
-    /// Total bytes a job may add to its tmpfs mounts.
+    /// Total bytes a job may add to its tmpfs mounts, and to a scratch workspace.
     pub disk: ByteSize,
-    /// Total files a job may create on its tmpfs mounts.
+    /// Total files a job may create on its tmpfs mounts, and in a scratch workspace.
     pub files: u64,
+    /// Entries a scratch job may add, modify or delete; beyond it nothing is committed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_files: Option<u64>,
+    /// Lines a scratch job may add or remove (as its patch counts them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_lines: Option<u64>,
     /// Captured stdout+stderr; beyond it the capture is truncated, the job is not killed.
     pub output: ByteSize,
 }
@@ -222,6 +251,8 @@ impl Default for Limits {
             file_size: ByteSize(256 << 20),
             disk: ByteSize(512 << 20),
             files: 20_000,
+            changed_files: None,
+            changed_lines: None,
             output: ByteSize(16 << 20),
         }
     }

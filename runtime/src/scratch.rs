@@ -1,0 +1,383 @@
+//! The copy-on-write view a `scratch` job works on, for both backends: prepared on the host
+//! before the job, read for the change set after it, then removed.
+//!
+//! As root the view lives on a tmpfs of its own, sized `limits.disk` (plus what a copy needs)
+//! with `limits.files` inodes, so a job that fills it is stopped by ENOSPC at the cap instead
+//! of filling the host's disk (bubblewrap's `--tmp-overlay` makes the same choice). On it,
+//! an overlay whose lower layer is the workspace, or, when the kernel refuses the overlay, a
+//! copy. Without root nothing can be mounted on the host: the view is a copy in a directory,
+//! and `disk`/`files` are measured on the change set afterwards. Every mount is below a
+//! private bind of the job's own directory, so none of them propagates to other namespaces.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::SandboxError;
+use crate::profile::ScratchView;
+use crate::spec::JobSpec;
+use crate::workspace::ChangeSet;
+
+const SCRATCH_PREFIX: &str = "sandbox-scratch-";
+/// Inodes beyond `limits.files` for what the overlay itself makes: copied-up parent
+/// directories and whiteouts. The exact count is taken from the change set.
+const INODE_SLACK: u64 = 1024;
+/// A tmpfs charges a page per small file; the exact `disk` figure is taken from the change set,
+/// this only keeps many small files from hitting the backstop before the cap.
+const BLOCK: u64 = 4096;
+
+/// How the view was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewKind {
+    Overlay,
+    Copy,
+}
+
+pub struct Scratch {
+    dir: PathBuf,
+    kind: ViewKind,
+    view: PathBuf,
+    /// The tmpfs holding the view, when we could mount one: where "full" is read.
+    store: Option<PathBuf>,
+    /// Mounted by us, innermost last.
+    mounts: Vec<PathBuf>,
+    /// Why the view is what it is (a fallback, a cap measured afterwards).
+    pub notes: Vec<String>,
+}
+
+impl Scratch {
+    /// Makes the view of `spec.workspace` for job `spec.id`.
+    pub fn prepare(spec: &JobSpec) -> Result<Scratch, SandboxError> {
+        let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", spec.id));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io("create the scratch directory", &dir))?;
+        let mut scratch = Scratch {
+            kind: ViewKind::Copy,
+            view: dir.join("copy"),
+            store: None,
+            mounts: Vec::new(),
+            notes: Vec::new(),
+            dir,
+        };
+        // On error the half-built view is taken down by Drop.
+        scratch.build(spec)?;
+        Ok(scratch)
+    }
+
+    fn build(&mut self, spec: &JobSpec) -> Result<(), SandboxError> {
+        let root = nix::unistd::geteuid().is_root();
+        if !root {
+            if spec.scratch_view == ScratchView::Overlay {
+                return Err(SandboxError::Refused {
+                    feature: "overlay scratch view".into(),
+                    reason: "mounting on the host needs root; use filesystem.scratch_view = \
+                             \"auto\" or \"copy\""
+                        .into(),
+                });
+            }
+            self.notes.push(
+                "scratch: a copy (not root: nothing can be mounted on the host); disk and files \
+                 are measured on the change set after the job, not enforced during it"
+                    .into(),
+            );
+            return copy_tree(&spec.workspace, &self.view);
+        }
+        bind_private(&self.dir)?;
+        self.mounts.push(self.dir.clone());
+        let store = self.dir.join("store");
+        make_dir(&store)?;
+        let limits = &spec.limits;
+        let overlay_wanted = spec.scratch_view != ScratchView::Copy;
+        let (extra_bytes, extra_files) = if overlay_wanted {
+            (0, 0)
+        } else {
+            tree_size(&spec.workspace)?
+        };
+        let options = format!(
+            "mode=0700,size={},nr_inodes={}",
+            limits.disk.0 + limits.files.saturating_mul(BLOCK) + extra_bytes,
+            limits.files + INODE_SLACK + extra_files
+        );
+        mount(
+            Some("sandbox-scratch"),
+            &store,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(options.as_str()),
+        )
+        .map_err(|e| {
+            SandboxError::sys(format!("mount(tmpfs, {}, {options})", store.display()), e)
+        })?;
+        self.mounts.push(store.clone());
+        self.store = Some(store.clone());
+        if overlay_wanted {
+            match self.mount_overlay(&spec.workspace, &store) {
+                Ok(()) => return Ok(()),
+                Err(error) if spec.scratch_view == ScratchView::Overlay => return Err(error),
+                Err(error) => self.notes.push(format!(
+                    "scratch: a copy, because the overlay failed ({}); disk and files are \
+                     capped at the copy's size plus the limits",
+                    error.with_causes()
+                )),
+            }
+            // The copy needs room for the workspace too: remount the store bigger.
+            let (bytes, files) = tree_size(&spec.workspace)?;
+            let options = format!(
+                "size={},nr_inodes={}",
+                limits.disk.0 + limits.files.saturating_mul(BLOCK) + bytes,
+                limits.files + INODE_SLACK + files
+            );
+            mount(
+                None::<&str>,
+                &store,
+                None::<&str>,
+                MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options.as_str()),
+            )
+            .map_err(|e| {
+                SandboxError::sys(format!("remount({}, {options})", store.display()), e)
+            })?;
+        }
+        self.view = store.join("copy");
+        copy_tree(&spec.workspace, &self.view)
+    }
+
+    fn mount_overlay(&mut self, workspace: &Path, store: &Path) -> Result<(), SandboxError> {
+        let lower = workspace.to_string_lossy();
+        if lower.contains([',', ':', '\\']) {
+            return Err(SandboxError::Unsupported(format!(
+                "the workspace path {lower} has a `,`, `:` or `\\`, which overlay options cannot carry"
+            )));
+        }
+        let (upper, work, view) = (
+            store.join("upper"),
+            store.join("work"),
+            self.dir.join("view"),
+        );
+        for dir in [&upper, &work, &view] {
+            make_dir(dir)?;
+        }
+        // The view's root takes the upper directory's owner and mode: make them the
+        // workspace's, or the job could not even list its own workspace.
+        let meta = std::fs::metadata(workspace).map_err(io("stat", workspace))?;
+        std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()))
+            .map_err(io("set the owner of", &upper))?;
+        std::fs::set_permissions(
+            &upper,
+            std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+        )
+        .map_err(io("set the mode of", &upper))?;
+        // Plain layers: no redirects, metacopy or index, so the upper directory says exactly
+        // what changed (see `ChangeSet::from_overlay`).
+        let options = format!(
+            "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,\
+             xino=off",
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("sandbox-scratch"),
+            &view,
+            Some("overlay"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(options.as_str()),
+        )
+        .map_err(|e| SandboxError::sys(format!("mount(overlay, {})", view.display()), e))?;
+        self.mounts.push(view.clone());
+        self.kind = ViewKind::Overlay;
+        self.view = view;
+        Ok(())
+    }
+
+    pub fn kind(&self) -> ViewKind {
+        self.kind
+    }
+
+    /// The directory the job gets as its workspace.
+    pub fn view(&self) -> &Path {
+        &self.view
+    }
+
+    /// What the job changed, compared with `workspace`.
+    pub fn changes(&self, workspace: &Path) -> Result<ChangeSet, SandboxError> {
+        let changes = match (self.kind, &self.store) {
+            (ViewKind::Overlay, Some(store)) => {
+                ChangeSet::from_overlay(&store.join("upper"), workspace)
+            }
+            _ => ChangeSet::from_copy(&self.view, workspace),
+        };
+        changes.map_err(|error| SandboxError::Setup(format!("reading the change set: {error}")))
+    }
+
+    /// Whether the job ran the view's tmpfs out of bytes, and out of inodes.
+    pub fn exhausted(&self) -> (bool, bool) {
+        let Some(store) = &self.store else {
+            return (false, false);
+        };
+        match nix::sys::statvfs::statvfs(store) {
+            Ok(stat) => (stat.blocks_available() == 0, stat.files_available() == 0),
+            Err(_) => (false, false),
+        }
+    }
+
+    /// Unmounts and deletes the view.
+    pub fn remove(mut self) -> Result<(), SandboxError> {
+        self.take_down()
+    }
+
+    fn take_down(&mut self) -> Result<(), SandboxError> {
+        for target in self.mounts.drain(..).rev() {
+            umount2(&target, MntFlags::MNT_DETACH)
+                .map_err(|e| SandboxError::sys(format!("umount2({})", target.display()), e))?;
+        }
+        if self.dir.exists() {
+            remove_tree(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = self.take_down();
+    }
+}
+
+/// Scratch directories whose `sandbox` is gone (killed before it could clean up): their mounts
+/// detached, the directories removed, and named in the result.
+pub fn remove_leftovers() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let leftovers = entries.filter_map(Result::ok).filter_map(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let job_id = name.strip_prefix(SCRATCH_PREFIX)?;
+        crate::spec::supervisor_is_gone(job_id).then(|| entry.path())
+    });
+    leftovers
+        .filter(|dir| {
+            // Innermost first; a path that is not a mount point just fails with EINVAL.
+            for inner in ["view", "store", ""] {
+                let _ = umount2(&dir.join(inner), MntFlags::MNT_DETACH);
+            }
+            remove_tree(dir).is_ok()
+        })
+        .collect()
+}
+
+/// Binds `dir` onto itself and makes it private: mounts below it stay in this namespace.
+fn bind_private(dir: &Path) -> Result<(), SandboxError> {
+    mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| SandboxError::sys(format!("mount(bind {0}, {0})", dir.display()), e))?;
+    mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| SandboxError::sys(format!("mount(MS_PRIVATE, {})", dir.display()), e))
+}
+
+/// Bytes (rounded up to tmpfs pages) and entries below `dir`, for sizing a copy's tmpfs.
+fn tree_size(dir: &Path) -> Result<(u64, u64), SandboxError> {
+    let mut bytes = 0;
+    let mut files = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let entry = entry.map_err(io("list", &dir))?;
+            let meta = entry.metadata().map_err(io("stat", &entry.path()))?;
+            files += 1;
+            bytes += meta.len().div_ceil(BLOCK) * BLOCK;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    Ok((bytes, files))
+}
+
+/// Copies `from` to `to` (which must not exist): directories, regular files and symlinks with
+/// their modes, and as root their owners, so the job may write what it could write in place.
+/// Fifos, sockets and devices are left out: a job gets none of them from its workspace.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), SandboxError> {
+    let root = nix::unistd::geteuid().is_root();
+    let mut pending = vec![(from.to_owned(), to.to_owned())];
+    // Directory modes are set once their contents are in: a 0555 directory can still be filled.
+    let mut dir_modes = Vec::new();
+    while let Some((source, target)) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&source).map_err(io("stat", &source))?;
+        let file_type = meta.file_type();
+        if file_type.is_dir() {
+            make_dir(&target)?;
+            dir_modes.push((target.clone(), meta.mode() & 0o7777));
+            for entry in std::fs::read_dir(&source).map_err(io("list", &source))? {
+                let entry = entry.map_err(io("list", &source))?;
+                pending.push((entry.path(), target.join(entry.file_name())));
+            }
+        } else if file_type.is_symlink() {
+            let link = std::fs::read_link(&source).map_err(io("read the symlink", &source))?;
+            std::os::unix::fs::symlink(&link, &target)
+                .map_err(io("create the symlink", &target))?;
+        } else if file_type.is_file() {
+            std::fs::copy(&source, &target).map_err(io("copy the file to", &target))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode()))
+                .map_err(io("set the mode of", &target))?;
+        } else {
+            continue;
+        }
+        if root {
+            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))
+                .map_err(io("set the owner of", &target))?;
+        }
+    }
+    for (dir, mode) in dir_modes.into_iter().rev() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+            .map_err(io("set the mode of", &dir))?;
+    }
+    Ok(())
+}
+
+/// Removes a tree that a job wrote: entries are made writable first, since the job may have
+/// left read-only directories behind, and symlinks are never followed.
+fn remove_tree(dir: &Path) -> Result<(), SandboxError> {
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            std::fs::remove_dir_all(dir).map_err(io("remove the scratch directory", dir))
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+            make_writable(&entry.path());
+        }
+    }
+}
+
+fn make_dir(dir: &Path) -> Result<(), SandboxError> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("create", dir))
+}
+
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let what = what.to_owned();
+    let path = path.to_owned();
+    move |source| SandboxError::Io { what, path, source }
+}

@@ -1,0 +1,290 @@
+//! Secrets end to end, on both backends: a job gets its secret, and nothing we emit, no argv on
+//! the host and nothing the engine shows holds the value, in any of the forms a job would leak
+//! it in.
+#![allow(clippy::expect_used, reason = "a test fails loudly on broken set-up")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Backend, Run, Workspace, SANDBOX};
+use serde_json::Value;
+
+/// Long and distinctive, so that a stray match is a leak and not a coincidence.
+const TOKEN: &str = "ghp_s3cr3tT0ken4b9f2c7e1d0a";
+const TOKEN_VAR: &str = "SANDBOX_TEST_TOKEN";
+
+fn base64(value: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// `sandbox exec` with TOKEN in our environment (never on our command line).
+fn sandbox_with_token(backend: Backend, workspace: &Workspace, extra: &[&str]) -> Command {
+    let mut command = Command::new(SANDBOX);
+    command
+        .env(TOKEN_VAR, TOKEN)
+        .arg("exec")
+        .args(["--backend", backend.name()])
+        .arg("--workspace")
+        .arg(workspace.path())
+        .args(["--secret", &format!("TOKEN=env:{TOKEN_VAR}")])
+        .args(extra)
+        .stdin(Stdio::null());
+    command
+}
+
+fn run_json(mut command: Command, script: &str) -> Run {
+    let output = command
+        .args(["--output", "json", "--", "sh", "-c", script])
+        .output()
+        .expect("run sandbox");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        outcome: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The value and the encoded forms a leak could take.
+fn assert_no_leak(text: &str, what: &str) {
+    for form in [
+        TOKEN.to_owned(),
+        base64(TOKEN),
+        base64(TOKEN).trim_end_matches('=').to_owned(),
+    ] {
+        assert!(
+            !text.contains(&form),
+            "{what} holds the secret as {form:?}:\n{text}"
+        );
+    }
+}
+
+/// The job prints its secret plainly, base64-encoded, split across two writes with a pause
+/// between them, inside a JSON document, and base64-encoded inside a longer text (HTTP basic
+/// auth). Every one comes out as `[REDACTED:TOKEN]`, counted.
+fn every_printed_form_is_redacted(backend: Backend) {
+    let workspace = Workspace::new();
+    let script = r#"
+        printf 'plain %s\n' "$TOKEN"
+        printf '%s' "$TOKEN" | base64
+        rest=${TOKEN#??????????}; head=${TOKEN%"$rest"}
+        printf 'split %s' "$head"; sleep 0.3; printf '%s end\n' "$rest"
+        printf '{"auth": "%s", "n": 1}\n' "$TOKEN"
+        printf 'user:%s' "$TOKEN" | base64
+        printf 'to stderr %s\n' "$TOKEN" >&2
+    "#;
+    let run = run_json(sandbox_with_token(backend, &workspace, &[]), script);
+    assert_eq!(run.code, 0, "{run:?}");
+    let stdout = run.stdout();
+    assert_no_leak(stdout, "stdout");
+    assert_no_leak(run.job_stderr(), "stderr");
+    assert!(stdout.contains("plain [REDACTED:TOKEN]"), "{run:?}");
+    assert!(stdout.contains("split [REDACTED:TOKEN] end"), "{run:?}");
+    assert!(
+        stdout.contains(r#"{"auth": "[REDACTED:TOKEN]", "n": 1}"#),
+        "{run:?}"
+    );
+    let basic = base64(&format!("user:{TOKEN}"));
+    assert!(!stdout.contains(&basic[8..basic.len() - 4]), "{run:?}");
+    assert!(
+        run.outcome["redactions"].as_u64().unwrap_or(0) >= 6,
+        "{run:?}"
+    );
+    assert_eq!(
+        run.outcome["secrets"],
+        serde_json::json!(["TOKEN"]),
+        "{run:?}"
+    );
+    assert_no_leak(&run.outcome.to_string(), "the Outcome");
+}
+
+/// Streamed live (no `--output json`), a value split across two writes is still caught.
+fn streamed_output_is_redacted(backend: Backend) {
+    let workspace = Workspace::new();
+    let output = sandbox_with_token(backend, &workspace, &[])
+        .args(["--", "sh", "-c"])
+        .arg(r#"rest=${TOKEN#?????}; printf '%s' "${TOKEN%"$rest"}"; sleep 0.3; echo "$rest""#)
+        .output()
+        .expect("run sandbox");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "[REDACTED:TOKEN]\n", "{output:?}");
+}
+
+/// While the job runs, no process on the host has the value in its argv, and the engine's view
+/// of the container (`docker inspect`) does not hold it either.
+fn the_value_is_in_no_argv_and_not_in_the_engine(backend: Backend) {
+    let workspace = Workspace::new();
+    let ready = workspace.file("ready");
+    let mut child: Child = sandbox_with_token(backend, &workspace, &[])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            r#"test -n "$TOKEN" && touch ready && sleep 30"#,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sandbox");
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc").expect("list /proc").flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            seen += 1;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert_no_leak(&cmdline, &format!("{}/cmdline", entry.path().display()));
+        }
+    }
+    assert!(seen > 10, "read only {seen} command lines");
+    if backend == Backend::Docker {
+        let inspect = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=sandbox.pid={}", child.id()))
+            .output()
+            .expect("docker ps");
+        let id = String::from_utf8_lossy(&inspect.stdout).trim().to_owned();
+        assert!(!id.is_empty(), "no container found: {inspect:?}");
+        let inspect = Command::new("docker")
+            .args(["inspect", &id])
+            .output()
+            .expect("docker inspect");
+        let shown = String::from_utf8_lossy(&inspect.stdout);
+        assert!(shown.contains("sandbox.pid"), "{shown}");
+        assert_no_leak(&shown, "docker inspect");
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+/// A profile delivers a secret as a file: 0400, owned by the job's uid, in a tmpfs; the job
+/// reads it, and printing it is redacted like any other.
+fn a_file_secret_is_readable_by_the_job_only(backend: Backend) {
+    let workspace = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("npmrc");
+    std::fs::write(&source, format!("//registry/:_authToken={TOKEN}\n")).expect("write");
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            "extends = \"standard\"\n[secrets]\nNPMRC = {{ from = \"file:{}\", as = \"file:/run/secrets/npmrc\" }}\n",
+            source.display()
+        ),
+    );
+    let mut command = Command::new(SANDBOX);
+    command
+        .args(["exec", "--backend", backend.name(), "--profile"])
+        .arg(&profile)
+        .arg("--workspace")
+        .arg(workspace.path())
+        .stdin(Stdio::null());
+    let run = run_json(
+        command,
+        "stat -c '%a %u %g' /run/secrets/npmrc; cat /run/secrets/npmrc; \
+         echo x > /run/secrets/other 2>/dev/null || echo read-only",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    // The whole file is the secret, its final newline included.
+    let lines: Vec<&str> = run.stdout().lines().collect();
+    assert_eq!(
+        lines,
+        ["400 65534 65534", "[REDACTED:NPMRC]read-only"],
+        "{run:?}"
+    );
+    assert_eq!(run.outcome["secrets"], serde_json::json!(["NPMRC"]));
+}
+
+/// A job that writes its secret into a scratch workspace: the Outcome names the file and the
+/// secret, and nothing is written back.
+fn a_secret_written_to_the_workspace_is_flagged_and_not_committed(backend: Backend) {
+    let workspace = Workspace::new();
+    workspace.write("README", "hello\n");
+    let run = run_json(
+        sandbox_with_token(backend, &workspace, &["--workspace-mode", "scratch"]),
+        r#"printf 'token: %s\n' "$TOKEN" > leak.txt && echo ok > fine.txt"#,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let flagged = &run.outcome["workspace"]["secret_files"];
+    assert_eq!(
+        flagged,
+        &serde_json::json!([{"path": "leak.txt", "secrets": ["TOKEN"]}]),
+        "{run:?}"
+    );
+    assert_eq!(run.outcome["workspace"]["committed"], false, "{run:?}");
+    assert!(!workspace.file("leak.txt").exists());
+    assert!(!workspace.file("fine.txt").exists());
+}
+
+conformance!(
+    every_printed_form_is_redacted,
+    streamed_output_is_redacted,
+    the_value_is_in_no_argv_and_not_in_the_engine,
+    a_file_secret_is_readable_by_the_job_only,
+    a_secret_written_to_the_workspace_is_flagged_and_not_committed,
+);
+
+fn write_profile(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("with-secret.toml");
+    std::fs::write(&path, text).expect("write profile");
+    path
+}
+
+#[test]
+fn a_missing_secret_source_refuses_the_job_naming_it() {
+    let workspace = Workspace::new();
+    let output = Command::new(SANDBOX)
+        .env_remove("SANDBOX_TEST_UNSET")
+        .args(["exec", "--backend", "native", "--workspace"])
+        .arg(workspace.path())
+        .args([
+            "--secret",
+            "API_KEY=env:SANDBOX_TEST_UNSET",
+            "--",
+            "touch",
+            "ran",
+        ])
+        .output()
+        .expect("run sandbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("API_KEY") && stderr.contains("SANDBOX_TEST_UNSET"),
+        "{stderr}"
+    );
+    assert!(!workspace.file("ran").exists());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = write_profile(
+        dir.path(),
+        "extends = \"standard\"\n\n[secrets]\nDEPLOY = { from = \"file:/nonexistent/key\", as = \"env\" }\n",
+    );
+    let output = Command::new(SANDBOX)
+        .args(["exec", "--backend", "native", "--profile"])
+        .arg(&profile)
+        .arg("--workspace")
+        .arg(workspace.path())
+        .args(["--", "touch", "ran"])
+        .output()
+        .expect("run sandbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4", profile.display()))
+            && stderr.contains("DEPLOY")
+            && stderr.contains("/nonexistent/key"),
+        "{stderr}"
+    );
+    assert!(!workspace.file("ran").exists());
+}
