@@ -495,18 +495,7 @@ mod tests {
     use super::*;
 
     fn entry(path: &str, kind: ChangeKind, file_type: FileType) -> Change {
-        Change {
-            path: path.into(),
-            kind,
-            file_type,
-            mode_changed: false,
-            old_mode: None,
-            new_mode: None,
-            symlink_target: None,
-            bytes: 0,
-            binary: false,
-            content_hash: None,
-        }
+        super::super::walk::change(path.into(), kind, file_type)
     }
 
     #[test]

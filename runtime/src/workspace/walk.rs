@@ -307,7 +307,7 @@ impl<'a> Walk<'a> {
     }
 }
 
-fn change(path: String, kind: ChangeKind, file_type: FileType) -> Change {
+pub(super) fn change(path: String, kind: ChangeKind, file_type: FileType) -> Change {
     Change {
         path,
         kind,
