@@ -302,6 +302,76 @@ fn network_decisions_are_recorded() {
     );
 }
 
+/// A job the sandbox refuses or cannot set up is recorded too, with why, and a scratch job's
+/// record carries its change set's hash.
+#[test]
+fn failed_setups_and_change_sets_are_recorded() {
+    let log = Log::new();
+    let ws = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("bad-secret.toml");
+    // /usr is a read-only host directory: the secret's directory cannot be made there.
+    std::fs::write(
+        &profile,
+        "extends = \"standard\"\n[secrets]\nKEY = { from = \"env:SANDBOX_AUDIT_KEY\", as = \"file:/usr/sandbox-secret/key\" }\n",
+    )
+    .expect("write profile");
+    let mut refused = Command::new(SANDBOX);
+    refused
+        .env("SANDBOX_AUDIT_KEY", "audit-test-secret-value")
+        .args(["exec", "--backend", "native", "--profile"])
+        .arg(&profile)
+        .arg("--workspace")
+        .arg(ws.path())
+        .arg("--audit")
+        .arg(&log.path)
+        .args(["--", "touch", "ran"]);
+    let ran = finish(spawn(&mut refused));
+    assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
+    assert!(ran.stderr.contains("/usr/sandbox-secret"), "{ran:?}");
+    assert!(!ws.file("ran").exists());
+
+    let mut scratch = Command::new(SANDBOX);
+    scratch
+        .args([
+            "exec",
+            "--backend",
+            "native",
+            "--workspace-mode",
+            "scratch",
+            "--workspace",
+        ])
+        .arg(ws.path())
+        .arg("--audit")
+        .arg(&log.path)
+        .args(["--", "sh", "-c", "echo hi > made"]);
+    let ran = finish(spawn(&mut scratch));
+    assert_eq!(ran.code, 0, "{ran:?}");
+
+    let records = log.records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[0]["status"], "sandbox_error", "{records:#?}");
+    assert_eq!(records[0]["exit_code"], SANDBOX_FAILED, "{records:#?}");
+    assert!(
+        records[0]["notes"]
+            .to_string()
+            .contains("/usr/sandbox-secret"),
+        "{records:#?}"
+    );
+    assert!(
+        !std::fs::read_to_string(&log.path)
+            .expect("read log")
+            .contains("audit-test-secret-value"),
+        "the secret reached the log"
+    );
+    let hash = records[1]["workspace"]["change_hash"]
+        .as_str()
+        .unwrap_or("");
+    assert!(hash.starts_with("blake3:"), "{records:#?}");
+    assert_eq!(records[1]["workspace"]["committed"], true, "{records:#?}");
+    assert_eq!(log.verify(&[]).code, 0);
+}
+
 #[test]
 fn default_log_is_private_under_xdg_state_home() {
     let state = tempfile::tempdir().expect("tempdir");

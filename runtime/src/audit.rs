@@ -180,6 +180,7 @@ pub fn record_for(outcome: &Outcome) -> Value {
         "limits_hit": outcome.limits_hit,
         "network": network,
         "secrets": outcome.secrets,
+        "notes": outcome.notes,
         "redactions": outcome.redactions,
     })
 }

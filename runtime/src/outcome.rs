@@ -212,6 +212,19 @@ impl Outcome {
         }
     }
 
+    /// The Outcome of a job the sandbox could not run (refused, failed to set up, interrupted):
+    /// what the audit log records for it. `message` must already be redacted.
+    pub fn failed(spec: &JobSpec, message: String, exit_code: i32) -> Outcome {
+        let backend = serde_json::to_value(spec.backend)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut outcome = Outcome::new(spec, &backend, String::new(), Isolation::default());
+        outcome.exit_code = exit_code;
+        outcome.notes.push(message);
+        outcome
+    }
+
     /// Records the captured output (kept only in capture mode) and its redactions.
     pub fn set_output(&mut self, mode: OutputMode, stdout: Captured, stderr: Captured) {
         self.stdout_truncated = stdout.truncated;

@@ -1,6 +1,7 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
 use anyhow::Context;
+use sandbox_runtime::audit;
 use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, NetworkMode, WorkspaceMode};
 use sandbox_runtime::secrets::Secret;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
@@ -19,14 +20,24 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     // Checked before the job runs: a job whose record cannot be written must not run at all.
     let audit_log = match args.audit {
         Some(path) => path,
-        None => sandbox_runtime::audit::default_path()?,
+        None => audit::default_path()?,
     };
-    sandbox_runtime::audit::check_writable(&audit_log)?;
-    let outcome = sandbox_runtime::run(&spec).map_err(|error| redacted(&spec, error))?;
+    audit::check_writable(&audit_log)?;
+    let outcome = match sandbox_runtime::run(&spec) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // A refused or failed job is an event worth a record too.
+            let error = redacted(&spec, error);
+            let code = i32::from(super::exit_code_for(&error));
+            let failed = Outcome::failed(&spec, format!("{error:#}"), code);
+            let _ = audit::append(&audit_log, &audit::record_for(&failed));
+            return Err(error);
+        }
+    };
     if let Some(path) = &args.result {
         write_result(path, &outcome)?;
     }
-    sandbox_runtime::audit::append(&audit_log, &sandbox_runtime::audit::record_for(&outcome))?;
+    audit::append(&audit_log, &audit::record_for(&outcome))?;
     match args.output {
         OutputFormat::Json => print_json(&outcome)?,
         OutputFormat::Text => explain(&outcome),
