@@ -1,0 +1,12 @@
+//! `sandbox-gates`: quality gates as sandboxed jobs. A gate runs a real tool (or a built-in
+//! check) on the workspace, its output is parsed into findings and metrics, and every gate's
+//! result collapses into one Verdict.
+
+pub mod builtin;
+pub mod finding;
+pub mod parsers;
+pub mod presets;
+
+pub use finding::{Finding, Severity};
+pub use parsers::{ParseError, Parsed, ParserKind, ToolRun};
+pub use presets::{GateKind, Preset};

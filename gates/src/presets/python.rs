@@ -1,0 +1,5 @@
+//! Python tools as gates (being written).
+
+use super::Preset;
+
+pub static PRESETS: &[Preset] = &[];

@@ -1,0 +1,5 @@
+//! Rust and JavaScript tools as gates (being written).
+
+use super::Preset;
+
+pub static PRESETS: &[Preset] = &[];
