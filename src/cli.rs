@@ -134,6 +134,12 @@ pub struct ExecArgs {
     /// Write a scratch job's change set to this file as a git-style patch.
     #[arg(long, value_name = "PATH")]
     pub diff: Option<PathBuf>,
+    /// Bind a host path into the job read-write: --bind SRC:DEST (repeatable).
+    #[arg(long = "bind", value_name = "SRC:DEST")]
+    pub bind: Vec<String>,
+    /// Bind a host path into the job read-only: --ro-bind SRC:DEST (repeatable).
+    #[arg(long = "ro-bind", value_name = "SRC:DEST")]
+    pub ro_bind: Vec<String>,
     /// `text` streams the job's output live; `json` captures it and prints the Outcome.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -31,8 +31,9 @@ pub struct JobSpec {
     pub view: Option<PathBuf>,
     pub tmpfs: Vec<(PathBuf, ByteSize)>,
     pub hide: Vec<PathBuf>,
-    pub read_only: Vec<PathBuf>,
-    pub read_write: Vec<PathBuf>,
+    /// Host paths bound into the job: `filesystem.read_only` / `read_write` at their own place,
+    /// then the caller's `--ro-bind` / `--bind`.
+    pub binds: Vec<Bind>,
     pub network: NetworkMode,
     /// Where `allowlist` lets the job connect, and how the egress proxy treats connections.
     pub proxy: ProxyConfig,
@@ -49,6 +50,14 @@ pub struct JobSpec {
     pub output: OutputMode,
     /// Where a scratch job's change set is written as a git-style patch.
     pub diff: Option<PathBuf>,
+}
+
+/// A host path visible in the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub writable: bool,
 }
 
 /// How the job's stdout and stderr reach the caller.
@@ -79,6 +88,8 @@ pub struct Overrides {
     pub commit: Option<CommitPolicy>,
     /// Write a scratch job's change set here as a git-style patch.
     pub diff: Option<PathBuf>,
+    /// Host paths bound into the job (`--bind`, `--ro-bind`): sources must exist.
+    pub binds: Vec<Bind>,
 }
 
 impl JobSpec {
@@ -181,6 +192,19 @@ impl JobSpec {
                 env.retain(|(name, _)| *name != secret.name);
             }
         }
+        let mut binds: Vec<Bind> = [(&fs.read_only, false), (&fs.read_write, true)]
+            .into_iter()
+            .flat_map(|(list, writable)| {
+                list.iter().map(move |path| Bind {
+                    source: path.as_path().to_owned(),
+                    target: path.as_path().to_owned(),
+                    writable,
+                })
+            })
+            .collect();
+        for bind in overrides.binds {
+            binds.push(checked_bind(bind)?);
+        }
         let paths = |list: &[crate::profile::AbsolutePath]| {
             list.iter()
                 .map(|p| p.as_path().to_owned())
@@ -204,8 +228,7 @@ impl JobSpec {
                 .map(|(path, size)| (path.as_path().to_owned(), *size))
                 .collect(),
             hide: paths(&fs.hide),
-            read_only: paths(&fs.read_only),
-            read_write: paths(&fs.read_write),
+            binds,
             network,
             proxy: ProxyConfig {
                 allowlist: allow,
@@ -292,6 +315,28 @@ impl JobSpec {
     pub fn workspace_writable(&self) -> bool {
         self.workspace_mode != WorkspaceMode::Ro
     }
+}
+
+/// A caller's bind: an existing source (made canonical) and an absolute target.
+fn checked_bind(bind: Bind) -> Result<Bind, SandboxError> {
+    let source = std::fs::canonicalize(&bind.source).map_err(|source| SandboxError::Io {
+        what: "open the source of a bind".into(),
+        path: bind.source.clone(),
+        source,
+    })?;
+    let target_ok = bind.target.is_absolute()
+        && bind.target != Path::new("/")
+        && !bind
+            .target
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if !target_ok {
+        return Err(SandboxError::InvalidSpec(format!(
+            "bind target {} must be an absolute path other than / without `..`",
+            bind.target.display()
+        )));
+    }
+    Ok(Bind { source, ..bind })
 }
 
 /// `file:line: secrets.NAME` for the profile layer that declares secret `name`.

@@ -4,6 +4,7 @@ use anyhow::Context;
 use sandbox_runtime::audit;
 use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, NetworkMode, WorkspaceMode};
 use sandbox_runtime::secrets::Secret;
+use sandbox_runtime::spec::Bind;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
 
 use super::print_json;
@@ -100,6 +101,7 @@ fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
             CommitArg::Never => CommitPolicy::Never,
         }),
         diff: args.diff.clone(),
+        binds: binds(args)?,
     })
 }
 
@@ -110,6 +112,23 @@ fn redacted(spec: &JobSpec, error: SandboxError) -> anyhow::Error {
         (_, 0) => error.into(),
         (clean, _) => anyhow::anyhow!(clean),
     }
+}
+
+fn binds(args: &ExecArgs) -> Result<Vec<Bind>, SandboxError> {
+    let rw = args.bind.iter().map(|flag| ("bind", flag, true));
+    let ro = args.ro_bind.iter().map(|flag| ("ro-bind", flag, false));
+    rw.chain(ro)
+        .map(|(name, flag, writable)| {
+            let (source, target) = flag
+                .split_once(':')
+                .ok_or_else(|| flag_error(name, format!("`{flag}` is not SRC:DEST")))?;
+            Ok(Bind {
+                source: source.into(),
+                target: target.into(),
+                writable,
+            })
+        })
+        .collect()
 }
 
 fn flag_error(name: &str, message: String) -> SandboxError {

@@ -164,8 +164,7 @@ pub fn classify_hidden(
 ) -> Vec<Hidden> {
     let targets: Vec<&Path> = mirrors
         .iter()
-        .chain(&spec.read_only)
-        .chain(&spec.read_write)
+        .chain(spec.binds.iter().map(|bind| &bind.target))
         .chain(spec.tmpfs.iter().map(|(path, _)| path))
         .map(PathBuf::as_path)
         .chain([spec.workspace_mount.as_path()])
@@ -200,8 +199,11 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         .iter()
         .map(|path| bind(path, path, true))
         .collect();
-    mounts.extend(spec.read_only.iter().map(|path| bind(path, path, true)));
-    mounts.extend(spec.read_write.iter().map(|path| bind(path, path, false)));
+    mounts.extend(
+        spec.binds
+            .iter()
+            .map(|extra| bind(&extra.source, &extra.target, !extra.writable)),
+    );
     mounts.push(bind(
         spec.workspace_source(),
         &spec.workspace_mount,
@@ -481,8 +483,14 @@ mod tests {
     #[test]
     fn mounts_mirror_workspace_and_extra_paths() {
         let mut spec = spec("standard");
-        spec.read_only = vec!["/opt/ro".into()];
-        spec.read_write = vec!["/srv/rw".into()];
+        spec.binds = [("/opt/ro", false), ("/srv/rw", true)]
+            .into_iter()
+            .map(|(path, writable)| crate::spec::Bind {
+                source: path.into(),
+                target: path.into(),
+                writable,
+            })
+            .collect();
         let body = container(&spec, &inputs()).unwrap();
         let mounts: Vec<(String, String, bool)> = host_config(&body)
             .mounts
@@ -553,7 +561,11 @@ mod tests {
     fn hidden_paths_are_masked_unless_something_is_mounted_below() {
         let mut spec = spec("strict");
         spec.workspace_mount = "/home/me/project".into();
-        spec.read_only = vec!["/srv/data".into()];
+        spec.binds = vec![crate::spec::Bind {
+            source: "/srv/data".into(),
+            target: "/srv/data".into(),
+            writable: false,
+        }];
         spec.hide = [
             "/home",
             "/run/docker.sock",

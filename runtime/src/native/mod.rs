@@ -106,7 +106,12 @@ fn run_in_cgroup(
     if spec.workspace_writable() {
         writable.push(spec.workspace_mount.clone());
     }
-    writable.extend(spec.read_write.iter().cloned());
+    writable.extend(
+        spec.binds
+            .iter()
+            .filter(|bind| bind.writable)
+            .map(|bind| bind.target.clone()),
+    );
     let plan = JailPlan {
         command: cstrings(spec.command.iter().map(String::as_bytes), "command")?,
         env: cstrings(

@@ -173,14 +173,12 @@ impl MountPlan {
                 MountOp::HideFile { target }
             });
         }
-        for (paths, writable) in [(&spec.read_only, false), (&spec.read_write, true)] {
-            for path in paths {
-                ops.push(MountOp::Bind {
-                    source: path.clone(),
-                    target: path.clone(),
-                    writable,
-                });
-            }
+        for bind in &spec.binds {
+            ops.push(MountOp::Bind {
+                source: bind.source.clone(),
+                target: bind.target.clone(),
+                writable: bind.writable,
+            });
         }
         for target in spec.secret_dirs() {
             let files = spec
