@@ -40,6 +40,53 @@ pub enum Command {
     /// Check or show the hash-chained audit log every `sandbox exec` appends to.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the project's quality gates (sandbox.toml, or detected) and print one Verdict.
+    Gate(Box<GateArgs>),
+    /// Write a commented sandbox.toml with the gates detected for this project.
+    Init {
+        /// The project (default: the current directory).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+        /// Replace an existing sandbox.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Runs a built-in gate inside a gate job (used by `sandbox gate`).
+    #[command(hide = true)]
+    GateBuiltin { name: String, options: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The project (default: the current directory).
+    #[arg(long, short = 'w')]
+    pub workspace: Option<PathBuf>,
+    /// The gates file (default: WORKSPACE/sandbox.toml; without one, gates are detected).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run only this gate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Do not run this gate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub skip: Vec<String>,
+    /// Run every gate even when .sandbox/cache has its result.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Gates run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// `text` prints a table of gates and the worst findings; `json` the Verdict.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write the Verdict (JSON) to this file.
+    #[arg(long)]
+    pub result: Option<PathBuf>,
+    /// The audit log the gate jobs append to.
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,10 +3,16 @@
 //! result collapses into one Verdict.
 
 pub mod builtin;
+pub mod cache;
+pub mod config;
+pub mod detect;
 pub mod finding;
 pub mod parsers;
 pub mod presets;
+pub mod runner;
+pub mod verdict;
 
 pub use finding::{Finding, Severity};
 pub use parsers::{ParseError, Parsed, ParserKind, ToolRun};
 pub use presets::{GateKind, Preset};
+pub use verdict::{GateResult, GateStatus, Verdict, VerdictStatus};

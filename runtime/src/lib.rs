@@ -30,29 +30,74 @@ pub const AUTO_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_m
 /// its backend, then settles the view's changes (caps, secrets, commit) and redacts every
 /// secret from what the Outcome reports.
 pub fn run(spec: &JobSpec) -> Result<Outcome, SandboxError> {
-    let scratch = match spec.workspace_mode {
-        profile::WorkspaceMode::Scratch => Some(scratch::Scratch::prepare(spec)?),
-        _ => None,
-    };
-    let mut outcome = match &scratch {
-        Some(scratch) => {
-            let mut viewed = spec.clone();
-            viewed.view = Some(scratch.view().to_owned());
-            let mut outcome = run_on_backend(&viewed)?;
-            writeback::finish(spec, scratch, &mut outcome)?;
-            outcome
-        }
-        None => run_on_backend(spec)?,
-    };
-    if let Some(scratch) = scratch {
+    let (mut outcome, held) = run_holding(spec)?;
+    if let Some(held) = held {
+        held.settle(&mut outcome, None)?;
+    }
+    Ok(outcome)
+}
+
+/// A scratch job that has ended, its changes measured but not written back yet: what
+/// `sandbox check` runs the gates on before deciding.
+pub struct Held {
+    spec: JobSpec,
+    scratch: scratch::Scratch,
+    assessment: writeback::Assessment,
+}
+
+impl Held {
+    /// The job's view of the workspace, with its changes (a host directory).
+    pub fn view(&self) -> &std::path::Path {
+        self.scratch.view()
+    }
+
+    /// Writes the changes back per the commit policy unless `veto` says why not, then removes
+    /// the view.
+    pub fn settle(
+        self,
+        outcome: &mut Outcome,
+        veto: Option<&'static str>,
+    ) -> Result<(), SandboxError> {
+        let Held {
+            spec,
+            scratch,
+            assessment,
+        } = self;
+        writeback::settle(&spec, &scratch, outcome, assessment, veto)?;
         if let Err(error) = scratch.remove() {
             outcome
                 .notes
                 .push(format!("cleanup: {}", error.with_causes()));
         }
+        redact(&spec, outcome);
+        Ok(())
     }
+}
+
+/// Like [`run`], but a scratch job's changes are only measured: the returned [`Held`] writes
+/// them back (or not) when the caller has decided.
+pub fn run_holding(spec: &JobSpec) -> Result<(Outcome, Option<Held>), SandboxError> {
+    let scratch = match spec.workspace_mode {
+        profile::WorkspaceMode::Scratch => scratch::Scratch::prepare(spec)?,
+        _ => {
+            let mut outcome = run_on_backend(spec)?;
+            redact(spec, &mut outcome);
+            return Ok((outcome, None));
+        }
+    };
+    let mut viewed = spec.clone();
+    viewed.view = Some(scratch.view().to_owned());
+    let mut outcome = run_on_backend(&viewed)?;
+    let assessment = writeback::assess(spec, &scratch, &mut outcome)?;
     redact(spec, &mut outcome);
-    Ok(outcome)
+    Ok((
+        outcome,
+        Some(Held {
+            spec: spec.clone(),
+            scratch,
+            assessment,
+        }),
+    ))
 }
 
 /// The job's output was redacted as it streamed; this covers what the Outcome says besides.

@@ -222,10 +222,13 @@ impl JobSpec {
             commit: overrides.commit.unwrap_or(fs.commit),
             scratch_view: fs.scratch_view,
             view: None,
+            // A bind the caller asked for replaces a profile's tmpfs at the same place (`gate`
+            // has a tmpfs `/out`; the gate runner binds a directory it reads afterwards there).
             tmpfs: fs
                 .tmpfs
                 .iter()
                 .map(|(path, size)| (path.as_path().to_owned(), *size))
+                .filter(|(path, _)| !binds.iter().any(|bind| bind.target == *path))
                 .collect(),
             hide: paths(&fs.hide),
             binds,

@@ -12,11 +12,19 @@ use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
 use crate::workspace::{commit, ChangeSet};
 
-pub fn finish(
+/// What a scratch job left, measured, before anything is written back.
+pub struct Assessment {
+    changes: ChangeSet,
+    /// Why nothing may be written back whatever the policy says (a cap, a secret).
+    refused: Option<&'static str>,
+}
+
+/// Reads the change set into the Outcome, checks the caps and the secrets, writes `--diff`.
+pub fn assess(
     spec: &JobSpec,
     scratch: &Scratch,
     outcome: &mut Outcome,
-) -> Result<(), SandboxError> {
+) -> Result<Assessment, SandboxError> {
     let changes = scratch.changes(&spec.workspace)?;
     outcome.notes.extend(scratch.notes.iter().cloned());
     report_changes(&changes, scratch, spec, outcome);
@@ -53,18 +61,32 @@ pub fn finish(
         write_atomically(path, text.as_bytes())?;
     }
 
-    let succeeded = outcome.status == Status::Exited && outcome.exit_code == 0;
-    let wanted = match spec.commit {
-        CommitPolicy::Always => true,
-        CommitPolicy::OnSuccess => succeeded,
-        CommitPolicy::Never => false,
-    };
     let refused = if !caps.is_empty() {
         Some("a limit was exceeded")
     } else if !outcome.workspace.secret_files.is_empty() {
         Some("a changed file holds a secret")
     } else {
         None
+    };
+    Ok(Assessment { changes, refused })
+}
+
+/// Writes the changes back per the commit policy, unless the assessment refused it or the
+/// caller vetoes it (`sandbox check`: a gate failed). Says in the Outcome what happened.
+pub fn settle(
+    spec: &JobSpec,
+    scratch: &Scratch,
+    outcome: &mut Outcome,
+    assessment: Assessment,
+    veto: Option<&'static str>,
+) -> Result<(), SandboxError> {
+    let Assessment { changes, refused } = assessment;
+    let refused = refused.or(veto);
+    let succeeded = outcome.status == Status::Exited && outcome.exit_code == 0;
+    let wanted = match spec.commit {
+        CommitPolicy::Always => true,
+        CommitPolicy::OnSuccess => succeeded,
+        CommitPolicy::Never => false,
     };
     match (wanted, refused) {
         (false, _) => outcome.notes.push(format!(

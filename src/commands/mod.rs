@@ -3,6 +3,7 @@
 mod audit;
 mod doctor;
 mod exec;
+mod gate;
 mod gc;
 mod image;
 mod profile;
@@ -25,6 +26,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Image(command) => image::run(command),
         Command::Gc { output } => gc::run(output),
+        Command::Gate(args) => gate::run(*args),
+        Command::Init { workspace, force } => gate::init(workspace, force),
+        Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::Audit(command) => audit::run(command),
     }
 }

@@ -239,43 +239,62 @@ fn parse_layer(source: &ProfileSource, text: &str) -> Result<(Profile, toml::Tab
 }
 
 fn invalid(source: &ProfileSource, text: &str, error: &toml::de::Error) -> ProfileError {
-    let offset = error
-        .span()
-        .map(|span| span.start)
-        .unwrap_or(0)
-        .min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before[line_start..].chars().count() + 1;
-    let line_text = text[line_start..].lines().next().unwrap_or("");
-    let width = error
-        .span()
-        .map(|span| {
-            text[span.start.min(text.len())..span.end.min(text.len())]
-                .chars()
-                .count()
-        })
-        .unwrap_or(1)
-        .clamp(
-            1,
-            line_text.chars().count().saturating_sub(column - 1).max(1),
-        );
-    let snippet = if text.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "    |\n{line:>3} | {line_text}\n    | {pad}{carets}",
-            pad = " ".repeat(column - 1),
-            carets = "^".repeat(width)
-        )
-    };
+    let at = Position::of(text, error.span());
     ProfileError::Invalid {
         source_name: source.to_string(),
-        line,
-        column,
+        line: at.line,
+        column: at.column,
         message: error.message().to_owned(),
-        snippet,
+        snippet: at.snippet,
+    }
+}
+
+/// Where a span of a TOML text is, for an error message: 1-based line and column, and the line
+/// with carets under the span. Shared by every TOML file sandbox reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+    pub snippet: String,
+}
+
+impl Position {
+    pub fn of(text: &str, span: Option<std::ops::Range<usize>>) -> Position {
+        let offset = span
+            .as_ref()
+            .map(|span| span.start)
+            .unwrap_or(0)
+            .min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        let width = span
+            .map(|span| {
+                text[span.start.min(text.len())..span.end.min(text.len())]
+                    .chars()
+                    .count()
+            })
+            .unwrap_or(1)
+            .clamp(
+                1,
+                line_text.chars().count().saturating_sub(column - 1).max(1),
+            );
+        let snippet = if text.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "    |\n{line:>3} | {line_text}\n    | {pad}{carets}",
+                pad = " ".repeat(column - 1),
+                carets = "^".repeat(width)
+            )
+        };
+        Position {
+            line,
+            column,
+            snippet,
+        }
     }
 }
 

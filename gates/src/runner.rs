@@ -1,0 +1,358 @@
+//! Runs the gates: each one a sandboxed job (`sandbox exec` with the gate's profile, the
+//! workspace read-only, a report directory of its own at `/out`), up to `jobs` at once, each
+//! result cached by what it depends on. Child processes rather than threads calling the
+//! runtime: the native backend forks, which a multi-threaded process must not do.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+use crate::config::{Defaults, GateSpec, ProjectConfig};
+use crate::finding::Finding;
+use crate::parsers::{self, Parsed, ToolRun};
+use crate::verdict::{judge, GateResult, GateStatus, Threshold, Verdict};
+
+/// Where `scripts/setup` installs the pinned tools; bound read-only into every gate job.
+pub const TOOLS_DIR: &str = "/opt/sandbox-tools";
+/// Where a gate job finds our own binary, to run a built-in gate.
+const SANDBOX_IN_JOB: &str = "/.sandbox/sandbox";
+const JOB_PATH: &str =
+    "/opt/sandbox-tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Output kept in the Verdict of each gate job's stdout and stderr.
+const OUTPUT_KEPT: usize = 4096;
+
+pub struct Runner {
+    /// The `sandbox` binary each gate job is run with.
+    pub sandbox: PathBuf,
+    /// The tree the gates check (canonical).
+    pub workspace: PathBuf,
+    pub cache: Option<Cache>,
+    pub jobs: usize,
+    /// `--backend` for every gate job, when given.
+    pub backend: Option<String>,
+    pub audit: Option<PathBuf>,
+}
+
+/// Which gates run: `--only` and `--skip`.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+/// What a built-in gate prints (`sandbox gate-builtin`): the parser's result as JSON.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BuiltinOutput {
+    pub findings: Vec<Finding>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Runner {
+    pub fn run(&self, config: &ProjectConfig, selection: &Selection) -> Verdict {
+        let started = Instant::now();
+        let chosen: Vec<&GateSpec> = config
+            .gates
+            .iter()
+            .filter(|gate| selection.only.is_empty() || selection.only.contains(&gate.name))
+            .collect();
+        let mut results: Vec<Option<GateResult>> = vec![None; config.gates.len()];
+        let jobs = self.jobs.max(1);
+        std::thread::scope(|scope| {
+            let (done, finished) = std::sync::mpsc::channel();
+            let mut running = 0;
+            for (index, gate) in config.gates.iter().enumerate() {
+                if !chosen.contains(&gate) || selection.skip.contains(&gate.name) {
+                    results[index] = Some(skipped(gate, "not selected (--only / --skip)"));
+                    continue;
+                }
+                if running == jobs {
+                    if let Ok((index, result)) = finished.recv() {
+                        results[index] = Some(result);
+                    }
+                    running -= 1;
+                }
+                let done = done.clone();
+                let defaults = &config.defaults;
+                scope.spawn(move || {
+                    let _ = done.send((index, self.run_gate(gate, defaults)));
+                });
+                running += 1;
+            }
+            drop(done);
+            for (index, result) in finished {
+                results[index] = Some(result);
+            }
+        });
+        let results = results.into_iter().flatten().collect();
+        Verdict::new(results, elapsed_ms(started), None)
+    }
+
+    fn run_gate(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
+        let started = Instant::now();
+        let key = self
+            .cache
+            .as_ref()
+            .map(|cache| cache.key(gate, &self.workspace));
+        if let (Some(cache), Some(Ok(key))) = (&self.cache, &key) {
+            if let Some(mut hit) = cache.get(key) {
+                hit.cached = true;
+                hit.duration_ms = elapsed_ms(started);
+                return hit;
+            }
+        }
+        let mut result = self.run_job(gate, defaults);
+        result.duration_ms = elapsed_ms(started);
+        match (&self.cache, key) {
+            (Some(cache), Some(Ok(key))) if result.status != GateStatus::Error => {
+                if let Err(error) = cache.put(&key, &result) {
+                    result.reason = Some(format!(
+                        "{}(not cached: {error})",
+                        result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
+                    ));
+                }
+            }
+            (Some(_), Some(Err(why))) => {
+                result.reason = Some(format!(
+                    "{}(not cached: {why})",
+                    result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
+                ))
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn run_job(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
+        let out = match report_dir() {
+            Ok(out) => out,
+            Err(why) => return errored(gate, why, None),
+        };
+        let command: Vec<String> = match gate.builtin() {
+            Some(builtin) => {
+                let options = serde_json::to_vec(&gate.options).unwrap_or_default();
+                if let Err(error) = std::fs::write(out.path().join("options.json"), options) {
+                    return errored(gate, format!("writing the gate's options: {error}"), None);
+                }
+                [SANDBOX_IN_JOB, "gate-builtin", builtin, "/out/options.json"]
+                    .map(str::to_owned)
+                    .to_vec()
+            }
+            None => gate.command.clone(),
+        };
+        let ran = self.exec(gate, defaults, out.path(), &command);
+        let (outcome, code) = match ran {
+            Ok(ran) => ran,
+            Err(why) => return errored(gate, why, None),
+        };
+        if let Some(why) = job_failure(&outcome, &command) {
+            return errored(gate, why, Some(trimmed(outcome)));
+        }
+        let text = |key: &str| outcome[key].as_str().unwrap_or("").to_owned();
+        let (stdout, stderr) = (text("stdout"), text("stderr"));
+        let mount = outcome["workspace"]["mount"]
+            .as_str()
+            .unwrap_or("/workspace");
+        let run = ToolRun {
+            exit_code: Some(code),
+            stdout: &stdout,
+            stderr: &stderr,
+            out_dir: out.path(),
+            workspace: &self.workspace,
+            mount: Path::new(mount),
+            pattern: gate.pattern.as_deref(),
+        };
+        let parsed = match (gate.builtin(), gate.parser) {
+            (Some(_), _) => serde_json::from_str::<BuiltinOutput>(&stdout)
+                .map(|output| Parsed {
+                    findings: output.findings,
+                    metrics: output.metrics,
+                })
+                .map_err(|error| {
+                    format!(
+                        "the built-in gate's output: {error}; stderr: {}",
+                        tail(&stderr)
+                    )
+                }),
+            (None, Some(parser)) => parsers::parse(parser, &run)
+                .map_err(|error| format!("{error}; stderr: {}", tail(&stderr))),
+            (None, None) => Err("the gate has no parser".to_owned()),
+        };
+        let Parsed {
+            mut findings,
+            metrics,
+        } = match parsed {
+            Ok(parsed) => parsed,
+            Err(why) => return errored(gate, why, Some(trimmed(outcome))),
+        };
+        for finding in &mut findings {
+            finding.seal(&gate.name);
+        }
+        let threshold = Threshold {
+            min: gate.min.clone(),
+            max: gate.max.clone(),
+        };
+        let (status, reason) = judge(&findings, &metrics, &threshold);
+        GateResult {
+            name: gate.name.clone(),
+            kind: gate.kind,
+            status,
+            cached: false,
+            duration_ms: 0.0,
+            metrics,
+            threshold,
+            findings,
+            reason,
+            outcome: Some(trimmed(outcome)),
+        }
+    }
+
+    /// `sandbox exec` for one gate; the Outcome and the job's exit code.
+    fn exec(
+        &self,
+        gate: &GateSpec,
+        defaults: &Defaults,
+        out: &Path,
+        command: &[String],
+    ) -> Result<(serde_json::Value, i32), String> {
+        let profile = gate.profile.as_deref().unwrap_or(&defaults.profile);
+        let timeout = gate.timeout.unwrap_or(defaults.timeout);
+        let mut exec = Command::new(&self.sandbox);
+        exec.arg("exec")
+            .args([
+                "--profile",
+                profile,
+                "--workspace-mode",
+                "ro",
+                "--output",
+                "json",
+            ])
+            .arg("--workspace")
+            .arg(&self.workspace)
+            .arg("--timeout")
+            .arg(timeout.to_string())
+            .arg("--bind")
+            .arg(format!("{}:/out", out.display()))
+            .args(["--env", &format!("PATH={JOB_PATH}")]);
+        if Path::new(TOOLS_DIR).is_dir() {
+            exec.arg("--ro-bind")
+                .arg(format!("{TOOLS_DIR}:{TOOLS_DIR}"));
+        }
+        if gate.builtin().is_some() {
+            exec.arg("--ro-bind")
+                .arg(format!("{}:{SANDBOX_IN_JOB}", self.sandbox.display()))
+                // Built-in gates read git history and run our binary from the host: native.
+                .args(["--backend", "native"]);
+        } else if let Some(backend) = &self.backend {
+            exec.args(["--backend", backend]);
+        }
+        if let Some(audit) = &self.audit {
+            exec.arg("--audit").arg(audit);
+        }
+        for (name, value) in &gate.env {
+            exec.arg("--env").arg(format!("{name}={value}"));
+        }
+        let output = exec
+            .arg("--")
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| format!("running {}: {error}", self.sandbox.display()))?;
+        let code = output.status.code().unwrap_or(-1);
+        let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+            format!(
+                "the sandbox could not run the gate (exit {code}): {}",
+                tail(&String::from_utf8_lossy(&output.stderr))
+            )
+        })?;
+        Ok((outcome, code))
+    }
+}
+
+/// Runs built-in gate `name` on the tree at `root` (inside its gate job).
+pub fn run_builtin(name: &str, options: toml::Table, root: &Path) -> Result<BuiltinOutput, String> {
+    let _ = (options, root);
+    Err(format!("the built-in gate `{name}` is not wired yet"))
+}
+
+/// Why a gate job's Outcome means the tool never gave an answer, if it does.
+fn job_failure(outcome: &serde_json::Value, command: &[String]) -> Option<String> {
+    let program = command.first().map(String::as_str).unwrap_or("");
+    let notes = outcome["notes"].to_string();
+    match (outcome["status"].as_str(), outcome["exit_code"].as_i64()) {
+        (Some("exited"), Some(127)) => Some(format!(
+            "`{program}` was not found in the gate's job (PATH {JOB_PATH}); install it \
+             (scripts/setup installs the presets' tools) or fix the command"
+        )),
+        (Some("exited"), Some(126)) => Some(format!("`{program}` is not executable")),
+        (Some("exited"), _) => None,
+        (Some("timed_out"), _) => Some(format!("timed out: {notes}")),
+        (Some(status), code) => Some(format!(
+            "the tool ended with {status} (exit {}): {notes}",
+            code.unwrap_or_default()
+        )),
+        (None, _) => Some("the gate's Outcome has no status".into()),
+    }
+}
+
+/// A per-gate directory the job's uid can write, bound at `/out`.
+fn report_dir() -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("sandbox-gate-")
+        .tempdir()
+        .map_err(|error| format!("creating the gate's report directory: {error}"))?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .map_err(|error| format!("opening the report directory to the job: {error}"))?;
+    Ok(dir)
+}
+
+fn skipped(gate: &GateSpec, why: &str) -> GateResult {
+    GateResult {
+        status: GateStatus::Skipped,
+        ..errored(gate, why.to_owned(), None)
+    }
+}
+
+fn errored(gate: &GateSpec, why: String, outcome: Option<serde_json::Value>) -> GateResult {
+    GateResult {
+        name: gate.name.clone(),
+        kind: gate.kind,
+        status: GateStatus::Error,
+        cached: false,
+        duration_ms: 0.0,
+        metrics: BTreeMap::new(),
+        threshold: Threshold {
+            min: gate.min.clone(),
+            max: gate.max.clone(),
+        },
+        findings: Vec::new(),
+        reason: Some(why),
+        outcome,
+    }
+}
+
+/// The Outcome with its output cut to the last few KiB: the findings say what matters.
+fn trimmed(mut outcome: serde_json::Value) -> serde_json::Value {
+    for key in ["stdout", "stderr"] {
+        if let Some(text) = outcome[key].as_str() {
+            outcome[key] = tail(text).into();
+        }
+    }
+    outcome
+}
+
+fn tail(text: &str) -> String {
+    let start = text.len().saturating_sub(OUTPUT_KEPT);
+    let start = (start..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].trim().to_owned()
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,202 @@
+//! `sandbox gate`, `sandbox init` and the hidden `sandbox gate-builtin`: a config (or the
+//! detected one) -> the runner -> one Verdict, printed, with exit codes 0 pass, 1 fail,
+//! 2 configuration error, 3 the gates could not run.
+
+use std::path::{Path, PathBuf};
+
+use sandbox_gates::cache::Cache;
+use sandbox_gates::config::{self, ProjectConfig};
+use sandbox_gates::runner::{Runner, Selection};
+use sandbox_gates::{GateStatus, Verdict};
+
+use super::{print_json, print_text};
+use crate::cli::{BackendArg, GateArgs, OutputFormat};
+
+const CONFIG_ERROR: u8 = 2;
+const INFRASTRUCTURE_ERROR: u8 = 3;
+
+pub fn run(args: GateArgs) -> anyhow::Result<u8> {
+    let workspace = match workspace(args.workspace.as_deref()) {
+        Ok(workspace) => workspace,
+        Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+    };
+    let config = match load(&workspace, args.config.as_deref()) {
+        Ok(config) => config,
+        Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+    };
+    for name in args.only.iter().chain(&args.skip) {
+        if !config.gates.iter().any(|gate| gate.name == *name) {
+            let names: Vec<&str> = config.gates.iter().map(|g| g.name.as_str()).collect();
+            return Ok(refuse(
+                CONFIG_ERROR,
+                &format!(
+                    "no gate named `{name}`; the gates are: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let sandbox = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            return Ok(refuse(
+                INFRASTRUCTURE_ERROR,
+                &format!("cannot find our own binary to run the gates with: {error}"),
+            ))
+        }
+    };
+    let runner = Runner {
+        sandbox,
+        cache: (!args.no_cache).then(|| Cache::new(workspace.join(".sandbox/cache"))),
+        jobs: args.jobs.or(config.defaults.jobs).unwrap_or_else(cores),
+        backend: args.backend.map(|backend| {
+            match backend {
+                BackendArg::Native => "native",
+                BackendArg::Auto => "auto",
+                BackendArg::Docker => "docker",
+            }
+            .to_owned()
+        }),
+        audit: args.audit,
+        workspace,
+    };
+    let verdict = runner.run(
+        &config,
+        &Selection {
+            only: args.only,
+            skip: args.skip,
+        },
+    );
+    if let Some(path) = &args.result {
+        let text = serde_json::to_string_pretty(&verdict)?;
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, text)?;
+        std::fs::rename(&partial, path)?;
+    }
+    match args.output {
+        OutputFormat::Json => print_json(&verdict)?,
+        OutputFormat::Text => print_text(&summary(&verdict))?,
+    }
+    Ok(verdict.exit_code())
+}
+
+pub fn init(workspace: Option<PathBuf>, force: bool) -> anyhow::Result<u8> {
+    let workspace = match self::workspace(workspace.as_deref()) {
+        Ok(workspace) => workspace,
+        Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+    };
+    let path = workspace.join(config::CONFIG_FILE);
+    if path.exists() && !force {
+        return Ok(refuse(
+            CONFIG_ERROR,
+            &format!("{} exists; pass --force to replace it", path.display()),
+        ));
+    }
+    std::fs::write(&path, sandbox_gates::detect::init_text(&workspace))?;
+    print_text(&format!("wrote {}\n", path.display()))?;
+    Ok(0)
+}
+
+/// Inside a gate job: runs built-in gate `name` with the options the runner wrote, and prints
+/// what it found as JSON for the runner to read.
+pub fn builtin(name: &str, options: &Path) -> anyhow::Result<u8> {
+    let options: toml::Table = serde_json::from_slice(&std::fs::read(options)?)?;
+    match sandbox_gates::runner::run_builtin(name, options, Path::new(".")) {
+        Ok(output) => {
+            print_json(&output)?;
+            Ok(0)
+        }
+        Err(why) => Ok(refuse(INFRASTRUCTURE_ERROR, &why)),
+    }
+}
+
+fn workspace(given: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = match given {
+        Some(dir) => dir.to_owned(),
+        None => std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?,
+    };
+    std::fs::canonicalize(&dir).map_err(|e| format!("the workspace {}: {e}", dir.display()))
+}
+
+fn load(workspace: &Path, given: Option<&Path>) -> Result<ProjectConfig, String> {
+    let path = given
+        .map(Path::to_owned)
+        .unwrap_or_else(|| workspace.join(config::CONFIG_FILE));
+    if given.is_none() && !path.exists() {
+        return Ok(sandbox_gates::detect::detect(workspace));
+    }
+    config::load(&path).map_err(|error| error.to_string())
+}
+
+fn refuse(code: u8, message: &str) -> u8 {
+    eprintln!("sandbox: {message}");
+    code
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+}
+
+/// The terminal view: a table of gates, then the worst findings with file:line.
+fn summary(verdict: &Verdict) -> String {
+    let mut text = format!(
+        "{:<16} {:<9} {:<8} {:>8} {:>9}\n",
+        "gate", "kind", "status", "findings", "time"
+    );
+    for gate in &verdict.gates {
+        let status = serde_json::to_value(gate.status).unwrap_or_default();
+        let kind = serde_json::to_value(gate.kind).unwrap_or_default();
+        text.push_str(&format!(
+            "{:<16} {:<9} {:<8} {:>8} {:>8.1}s{}\n",
+            gate.name,
+            kind.as_str().unwrap_or(""),
+            status.as_str().unwrap_or(""),
+            gate.findings.len(),
+            gate.duration_ms / 1000.0,
+            if gate.cached { " (cached)" } else { "" }
+        ));
+    }
+    for gate in verdict.gates.iter().filter(|g| g.reason.is_some()) {
+        if gate.status != GateStatus::Pass {
+            text.push_str(&format!(
+                "\n{}: {}",
+                gate.name,
+                gate.reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let mut findings: Vec<_> = verdict.gates.iter().flat_map(|g| &g.findings).collect();
+    findings.sort_by_key(|f| f.severity);
+    if !findings.is_empty() {
+        text.push_str("\n\nfindings (worst first):\n");
+    }
+    for finding in findings.iter().take(20) {
+        let place = match (&finding.path, finding.line) {
+            (Some(path), Some(line)) => format!("{path}:{line}"),
+            (Some(path), None) => path.clone(),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            "  {place} {} {} [{}]\n",
+            finding.rule, finding.message, finding.gate
+        ));
+    }
+    if findings.len() > 20 {
+        text.push_str(&format!(
+            "  ... and {} more (--output json)\n",
+            findings.len() - 20
+        ));
+    }
+    let status = serde_json::to_value(verdict.status).unwrap_or_default();
+    text.push_str(&format!(
+        "\nverdict: {} ({} passed, {} failed, {} errors, {} skipped)\n",
+        status.as_str().unwrap_or(""),
+        verdict.summary.passed,
+        verdict.summary.failed,
+        verdict.summary.errors,
+        verdict.summary.skipped
+    ));
+    text
+}
