@@ -42,6 +42,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Run the project's quality gates (sandbox.toml, or detected) and print one Verdict.
     Gate(Box<GateArgs>),
+    /// Run a job in a scratch workspace, then the gates on what it left; write its changes
+    /// back only if both passed. One Verdict, with the job's Outcome inside.
+    Check(Box<CheckArgs>),
     /// Write a commented sandbox.toml with the gates detected for this project.
     Init {
         /// The project (default: the current directory).
@@ -54,6 +57,27 @@ pub enum Command {
     /// Runs a built-in gate inside a gate job (used by `sandbox gate`).
     #[command(hide = true)]
     GateBuiltin { name: String, options: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The gates file (default: WORKSPACE/sandbox.toml; without one, gates are detected).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run only this gate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Do not run this gate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub skip: Vec<String>,
+    /// Run every gate even when .sandbox/cache has its result.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Gates run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]

@@ -310,7 +310,8 @@ fn report_dir() -> Result<tempfile::TempDir, String> {
     Ok(dir)
 }
 
-fn skipped(gate: &GateSpec, why: &str) -> GateResult {
+/// A gate that did not run, and why.
+pub fn skipped(gate: &GateSpec, why: &str) -> GateResult {
     GateResult {
         status: GateStatus::Skipped,
         ..errored(gate, why.to_owned(), None)

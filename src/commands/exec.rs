@@ -46,7 +46,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     Ok(outcome.exit_code.clamp(0, 255) as u8)
 }
 
-fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
+pub(super) fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
     let flag = flag_error;
     let env = args
         .env
@@ -106,7 +106,7 @@ fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
 }
 
 /// An error that quotes a secret's value (a path, a command) says `[REDACTED:NAME]` instead.
-fn redacted(spec: &JobSpec, error: SandboxError) -> anyhow::Error {
+pub(super) fn redacted(spec: &JobSpec, error: SandboxError) -> anyhow::Error {
     let text = error.with_causes();
     match spec.redactor.redact_str(&text) {
         (_, 0) => error.into(),

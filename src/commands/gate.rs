@@ -12,8 +12,8 @@ use sandbox_gates::{GateStatus, Verdict};
 use super::{print_json, print_text};
 use crate::cli::{BackendArg, GateArgs, OutputFormat};
 
-const CONFIG_ERROR: u8 = 2;
-const INFRASTRUCTURE_ERROR: u8 = 3;
+pub(super) const CONFIG_ERROR: u8 = 2;
+pub(super) const INFRASTRUCTURE_ERROR: u8 = 3;
 
 pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     let workspace = match workspace(args.workspace.as_deref()) {
@@ -36,29 +36,18 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    let sandbox = match std::env::current_exe() {
-        Ok(path) => path,
-        Err(error) => {
-            return Ok(refuse(
-                INFRASTRUCTURE_ERROR,
-                &format!("cannot find our own binary to run the gates with: {error}"),
-            ))
+    let backend = args.backend.map(|backend| {
+        match backend {
+            BackendArg::Native => "native",
+            BackendArg::Auto => "auto",
+            BackendArg::Docker => "docker",
         }
-    };
-    let runner = Runner {
-        sandbox,
-        cache: (!args.no_cache).then(|| Cache::new(workspace.join(".sandbox/cache"))),
-        jobs: args.jobs.or(config.defaults.jobs).unwrap_or_else(cores),
-        backend: args.backend.map(|backend| {
-            match backend {
-                BackendArg::Native => "native",
-                BackendArg::Auto => "auto",
-                BackendArg::Docker => "docker",
-            }
-            .to_owned()
-        }),
-        audit: args.audit,
-        workspace,
+        .to_owned()
+    });
+    let jobs = args.jobs.or(config.defaults.jobs);
+    let runner = match runner(workspace, args.no_cache, jobs, backend, args.audit) {
+        Ok(runner) => runner,
+        Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
     let verdict = runner.run(
         &config,
@@ -67,15 +56,44 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             skip: args.skip,
         },
     );
-    if let Some(path) = &args.result {
-        let text = serde_json::to_string_pretty(&verdict)?;
+    report(&verdict, args.output, args.result.as_deref())
+}
+
+/// Runs the gates of `workspace` (a project, or a scratch job's view) with our own binary.
+pub(super) fn runner(
+    workspace: PathBuf,
+    no_cache: bool,
+    jobs: Option<usize>,
+    backend: Option<String>,
+    audit: Option<PathBuf>,
+) -> Result<Runner, String> {
+    let sandbox = std::env::current_exe()
+        .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
+    Ok(Runner {
+        sandbox,
+        cache: (!no_cache).then(|| Cache::new(workspace.join(".sandbox/cache"))),
+        jobs: jobs.unwrap_or_else(cores),
+        backend,
+        audit,
+        workspace,
+    })
+}
+
+/// Prints the Verdict (and writes `--result`); its exit code.
+pub(super) fn report(
+    verdict: &Verdict,
+    output: OutputFormat,
+    result: Option<&Path>,
+) -> anyhow::Result<u8> {
+    if let Some(path) = result {
+        let text = serde_json::to_string_pretty(verdict)?;
         let partial = path.with_extension("partial");
         std::fs::write(&partial, text)?;
         std::fs::rename(&partial, path)?;
     }
-    match args.output {
-        OutputFormat::Json => print_json(&verdict)?,
-        OutputFormat::Text => print_text(&summary(&verdict))?,
+    match output {
+        OutputFormat::Json => print_json(verdict)?,
+        OutputFormat::Text => print_text(&summary(verdict))?,
     }
     Ok(verdict.exit_code())
 }
@@ -110,7 +128,7 @@ pub fn builtin(name: &str, options: &Path) -> anyhow::Result<u8> {
     }
 }
 
-fn workspace(given: Option<&Path>) -> Result<PathBuf, String> {
+pub(super) fn workspace(given: Option<&Path>) -> Result<PathBuf, String> {
     let dir = match given {
         Some(dir) => dir.to_owned(),
         None => std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?,
@@ -118,7 +136,7 @@ fn workspace(given: Option<&Path>) -> Result<PathBuf, String> {
     std::fs::canonicalize(&dir).map_err(|e| format!("the workspace {}: {e}", dir.display()))
 }
 
-fn load(workspace: &Path, given: Option<&Path>) -> Result<ProjectConfig, String> {
+pub(super) fn load(workspace: &Path, given: Option<&Path>) -> Result<ProjectConfig, String> {
     let path = given
         .map(Path::to_owned)
         .unwrap_or_else(|| workspace.join(config::CONFIG_FILE));
@@ -128,7 +146,7 @@ fn load(workspace: &Path, given: Option<&Path>) -> Result<ProjectConfig, String>
     config::load(&path).map_err(|error| error.to_string())
 }
 
-fn refuse(code: u8, message: &str) -> u8 {
+pub(super) fn refuse(code: u8, message: &str) -> u8 {
     eprintln!("sandbox: {message}");
     code
 }
@@ -187,6 +205,14 @@ fn summary(verdict: &Verdict) -> String {
         text.push_str(&format!(
             "  ... and {} more (--output json)\n",
             findings.len() - 20
+        ));
+    }
+    if let Some(job) = &verdict.job {
+        text.push_str(&format!(
+            "\njob: {} (exit {}), changes written back: {}\n",
+            job["status"].as_str().unwrap_or(""),
+            job["exit_code"],
+            job["workspace"]["committed"]
         ));
     }
     let status = serde_json::to_value(verdict.status).unwrap_or_default();

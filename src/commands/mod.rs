@@ -1,6 +1,7 @@
 //! One file per subcommand; each is a short chain of calls into `sandbox-runtime`.
 
 mod audit;
+mod check;
 mod doctor;
 mod exec;
 mod gate;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(command) => image::run(command),
         Command::Gc { output } => gc::run(output),
         Command::Gate(args) => gate::run(*args),
+        Command::Check(args) => check::run(*args),
         Command::Init { workspace, force } => gate::init(workspace, force),
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::Audit(command) => audit::run(command),

@@ -1,0 +1,114 @@
+//! `sandbox check`: the job in a scratch workspace, the gates on the view it left, and its
+//! changes written back only when the job and every gate passed.
+
+use std::time::Instant;
+
+use sandbox_gates::runner::Selection;
+use sandbox_gates::{Verdict, VerdictStatus};
+use sandbox_runtime::profile::{self, WorkspaceMode};
+use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
+
+use super::exec::{overrides, redacted};
+use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
+use crate::cli::{BackendArg, CheckArgs};
+
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let CheckArgs {
+        config,
+        only,
+        skip,
+        no_cache,
+        jobs,
+        exec,
+    } = args;
+    let resolved = profile::load(&exec.profile)?;
+    let mut overrides = overrides(&exec)?;
+    if overrides
+        .workspace_mode
+        .is_some_and(|mode| mode != WorkspaceMode::Scratch)
+    {
+        return Ok(refuse(
+            CONFIG_ERROR,
+            "sandbox check runs the job in a scratch workspace; drop --workspace-mode",
+        ));
+    }
+    overrides.workspace_mode = Some(WorkspaceMode::Scratch);
+    let spec = JobSpec::new(
+        &resolved,
+        overrides,
+        exec.command.clone(),
+        OutputMode::Capture,
+    )?;
+    let project = match gate::load(&spec.workspace, config.as_deref()) {
+        Ok(project) => project,
+        Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+    };
+    let audit_log = match &exec.audit {
+        Some(path) => path.clone(),
+        None => audit::default_path()?,
+    };
+    audit::check_writable(&audit_log)?;
+
+    // The job first, while this process has one thread (the native backend forks).
+    let (mut outcome, held) = match sandbox_runtime::run_holding(&spec) {
+        Ok(ran) => ran,
+        Err(error) => {
+            let error = redacted(&spec, error);
+            return Ok(refuse(INFRASTRUCTURE_ERROR, &format!("{error:#}")));
+        }
+    };
+    let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
+    let gates = match (&held, job_passed) {
+        (Some(held), true) => {
+            let backend = exec.backend.map(|backend| {
+                match backend {
+                    BackendArg::Native => "native",
+                    BackendArg::Auto => "auto",
+                    BackendArg::Docker => "docker",
+                }
+                .to_owned()
+            });
+            let mut runner = match gate::runner(
+                held.view().to_owned(),
+                true,
+                jobs.or(project.defaults.jobs),
+                backend,
+                exec.audit.clone(),
+            ) {
+                Ok(runner) => runner,
+                Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
+            };
+            // Results are cached in the project, not in the view that is about to go.
+            if !no_cache {
+                runner.cache = Some(sandbox_gates::cache::Cache::new(
+                    spec.workspace.join(".sandbox/cache"),
+                ));
+            }
+            runner.run(&project, &Selection { only, skip }).gates
+        }
+        _ => project
+            .gates
+            .iter()
+            .map(|gate| sandbox_gates::runner::skipped(gate, "the job did not succeed"))
+            .collect(),
+    };
+    let mut verdict = Verdict::new(gates, 0.0, None);
+    let veto = if !job_passed {
+        Some("the job did not succeed")
+    } else if verdict.status != VerdictStatus::Pass {
+        Some("a gate did not pass")
+    } else {
+        None
+    };
+    if let Some(held) = held {
+        held.settle(&mut outcome, veto)?;
+    }
+    audit::append(&audit_log, &audit::record_for(&outcome))?;
+    if !job_passed {
+        verdict.status = VerdictStatus::Fail;
+    }
+    verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    verdict.job = Some(serde_json::to_value(&outcome)?);
+    gate::report(&verdict, exec.output, exec.result.as_deref())
+}
