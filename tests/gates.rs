@@ -1,0 +1,264 @@
+//! `sandbox gate`, `sandbox check` and `sandbox init` end to end, with gates whose commands
+//! need no external tool: statuses and exit codes, a broken tool is an error and never a pass,
+//! configuration errors name file:line, the cache reruns exactly the gates whose inputs changed,
+//! and `check` writes a job's changes back only when the job and the gates passed.
+#![allow(clippy::expect_used, reason = "a test fails loudly on broken set-up")]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Workspace, SANDBOX};
+use serde_json::Value;
+
+struct Ran {
+    code: i32,
+    verdict: Value,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstderr: {}\nstdout: {}",
+            self.code, self.stderr, self.stdout
+        )
+    }
+}
+
+impl Ran {
+    fn gate(&self, name: &str) -> &Value {
+        self.verdict["gates"]
+            .as_array()
+            .and_then(|gates| gates.iter().find(|g| g["name"] == name))
+            .unwrap_or(&Value::Null)
+    }
+}
+
+/// `sandbox SUBCOMMAND --workspace WS ARGS...`
+fn sandbox(workspace: &Path, args: &[&str]) -> Ran {
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    let output = Command::new(SANDBOX)
+        .arg(subcommand)
+        .arg("--workspace")
+        .arg(workspace)
+        .args(rest)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbox");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        verdict: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn gate(workspace: &Path, extra: &[&str]) -> Ran {
+    let mut args = vec!["gate", "--backend", "native", "--output", "json"];
+    args.extend(extra);
+    sandbox(workspace, &args)
+}
+
+fn project(config: &str) -> Workspace {
+    let workspace = Workspace::new();
+    workspace.write("sandbox.toml", config);
+    workspace
+}
+
+const GATES: &str = r#"
+[[gate]]
+name = "passes"
+command = ["true"]
+
+[[gate]]
+name = "fails"
+command = ["sh", "-c", "echo 'src/x.py:3: bad thing' >&2; exit 1"]
+
+[[gate]]
+name = "missing-tool"
+command = ["sandbox-no-such-linter", "."]
+
+[[gate]]
+name = "garbage"
+command = ["sh", "-c", "echo 'Traceback (most recent call last): boom'; exit 2"]
+parser = "ruff"
+
+[[gate]]
+name = "hangs"
+command = ["sleep", "60"]
+timeout = "1s"
+"#;
+
+#[test]
+fn statuses_and_exit_codes() {
+    let workspace = project(GATES);
+    let ran = gate(workspace.path(), &[]);
+    assert_eq!(ran.code, 1, "a failed gate is exit 1: {ran:?}");
+    assert_eq!(ran.verdict["schema"], "sandbox/verdict@1");
+    assert_eq!(ran.verdict["status"], "fail", "{ran:?}");
+    assert_eq!(ran.gate("passes")["status"], "pass", "{ran:?}");
+    assert_eq!(ran.gate("fails")["status"], "fail", "{ran:?}");
+    assert_eq!(
+        ran.gate("fails")["findings"][0]["rule"],
+        "exit-code",
+        "{ran:?}"
+    );
+    for broken in ["missing-tool", "garbage", "hangs"] {
+        assert_eq!(
+            ran.gate(broken)["status"],
+            "error",
+            "{broken} must never pass: {ran:?}"
+        );
+        assert!(ran.gate(broken)["reason"].is_string(), "{ran:?}");
+    }
+    assert!(
+        ran.gate("missing-tool")["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sandbox-no-such-linter"),
+        "{ran:?}"
+    );
+    assert_eq!(
+        ran.verdict["summary"],
+        serde_json::json!({"gates": 5, "passed": 1, "failed": 1, "errors": 3, "skipped": 0, "findings": 1})
+    );
+
+    // Without the failing gate, the broken ones make it an infrastructure error: exit 3.
+    let ran = gate(workspace.path(), &["--skip", "fails"]);
+    assert_eq!(ran.code, 3, "{ran:?}");
+    assert_eq!(ran.verdict["status"], "error", "{ran:?}");
+    assert_eq!(ran.gate("fails")["status"], "skipped", "{ran:?}");
+    let ran = gate(workspace.path(), &["--only", "passes"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+}
+
+#[test]
+fn configuration_errors_are_exit_2_naming_file_and_line() {
+    let workspace = project("[[gate]]\nname = \"lint\"\nuses = \"rufff\"\n");
+    let ran = gate(workspace.path(), &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    let at = format!("{}:3:1:", workspace.file("sandbox.toml").display());
+    assert!(ran.stderr.contains(&at), "{ran:?}");
+    assert!(ran.stderr.contains("no preset `rufff`"), "{ran:?}");
+    let workspace = project("[[gate]]\nname = \"x\"\ncommand = [\"true\"]\ncolour = 1\n");
+    let ran = gate(workspace.path(), &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(
+        ran.stderr.contains(":4:1:") && ran.stderr.contains("`colour`"),
+        "{ran:?}"
+    );
+    let ran = gate(workspace.path(), &["--only", "nope"]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+}
+
+/// The second run is all cached and identical; touching one input reruns only the gate that
+/// reads it.
+#[test]
+fn the_cache_reruns_exactly_the_gates_whose_inputs_changed() {
+    let workspace = project(
+        r#"
+[[gate]]
+name = "docs"
+command = ["sh", "-c", "grep -c . docs/*.md"]
+paths = ["docs/**"]
+
+[[gate]]
+name = "code"
+command = ["sh", "-c", "cat src/*.txt >/dev/null; echo 'src/a.txt:1: note' >&2; exit 1"]
+paths = ["src/**"]
+"#,
+    );
+    for (name, text) in [("docs/a.md", "# A\n"), ("src/a.txt", "one\n")] {
+        std::fs::create_dir_all(workspace.file(name).parent().expect("parent")).expect("mkdir");
+        workspace.write(name, text);
+    }
+    let first = gate(workspace.path(), &[]);
+    assert_eq!(first.code, 1, "{first:?}");
+    assert_eq!(first.gate("docs")["cached"], false);
+    let second = gate(workspace.path(), &[]);
+    for name in ["docs", "code"] {
+        assert_eq!(second.gate(name)["cached"], true, "{name}: {second:?}");
+        assert_eq!(second.gate(name)["status"], first.gate(name)["status"]);
+        assert_eq!(second.gate(name)["findings"], first.gate(name)["findings"]);
+    }
+    // Same bytes, new mtime: still cached (content, never mtimes).
+    workspace.write("docs/a.md", "# A\n");
+    let third = gate(workspace.path(), &[]);
+    assert_eq!(third.gate("docs")["cached"], true, "{third:?}");
+    workspace.write("docs/a.md", "# A\nmore\n");
+    let fourth = gate(workspace.path(), &[]);
+    assert_eq!(fourth.gate("docs")["cached"], false, "{fourth:?}");
+    assert_eq!(fourth.gate("code")["cached"], true, "{fourth:?}");
+    let uncached = gate(workspace.path(), &["--no-cache"]);
+    assert_eq!(uncached.gate("code")["cached"], false, "{uncached:?}");
+}
+
+fn check(workspace: &Path, script: &str) -> Ran {
+    let args = [
+        "check",
+        "--backend",
+        "native",
+        "--output",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    sandbox(workspace, &args)
+}
+
+/// The job passes and the gate passes: written back. The gate fails, or the job fails:
+/// nothing is written back, and the Verdict says why with the job's Outcome inside.
+#[test]
+fn check_writes_back_only_when_the_job_and_the_gates_pass() {
+    let workspace = project(
+        r#"
+[[gate]]
+name = "no-todo"
+command = ["sh", "-c", "! grep -rn TODO --include=*.txt ."]
+"#,
+    );
+    let ran = check(workspace.path(), "echo done > good.txt");
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(
+        ran.verdict["job"]["workspace"]["committed"], true,
+        "{ran:?}"
+    );
+    assert!(workspace.file("good.txt").exists());
+
+    let ran = check(workspace.path(), "echo TODO > bad.txt");
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(ran.gate("no-todo")["status"], "fail", "{ran:?}");
+    assert_eq!(
+        ran.verdict["job"]["workspace"]["committed"], false,
+        "{ran:?}"
+    );
+    assert!(!workspace.file("bad.txt").exists());
+
+    let ran = check(workspace.path(), "echo fine > later.txt; exit 4");
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(ran.verdict["job"]["exit_code"], 4, "{ran:?}");
+    assert_eq!(ran.gate("no-todo")["status"], "skipped", "{ran:?}");
+    assert!(!workspace.file("later.txt").exists());
+}
+
+#[test]
+fn init_writes_the_detected_gates_and_keeps_an_existing_file() {
+    let workspace = Workspace::new();
+    std::fs::set_permissions(workspace.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let ran = sandbox(workspace.path(), &["init"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let text = std::fs::read_to_string(workspace.file("sandbox.toml")).expect("written");
+    assert!(text.contains("uses = \"secret-scan\""), "{text}");
+    let ran = sandbox(workspace.path(), &["init"]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("--force"), "{ran:?}");
+}
