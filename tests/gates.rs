@@ -262,3 +262,129 @@ fn init_writes_the_detected_gates_and_keeps_an_existing_file() {
     assert_eq!(ran.code, 2, "{ran:?}");
     assert!(ran.stderr.contains("--force"), "{ran:?}");
 }
+
+/// The built-in gates run as sandboxed jobs of our own binary: a banned import from the syntax
+/// tree and a committed token are found; a typo in their options is a configuration error.
+#[test]
+fn built_in_policy_and_secret_scan_run_as_gate_jobs() {
+    let workspace = project(
+        r#"
+[[gate]]
+name = "policy"
+uses = "policy"
+banned_imports = ["subprocess"]
+
+[[gate]]
+name = "secrets"
+uses = "secret-scan"
+"#,
+    );
+    workspace.write(
+        "a.py",
+        "# subprocess is not imported here\nimport subprocess as sp\n",
+    );
+    // Built at run time so that this file holds nothing that looks like a live token.
+    let token = format!("ghp_{}", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8");
+    workspace.write("conf.py", &format!("token = \"{token}\"\n"));
+    let ran = gate(workspace.path(), &["--no-cache"]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let policy = &ran.gate("policy")["findings"];
+    assert_eq!(policy.as_array().map(Vec::len), Some(1), "{ran:?}");
+    assert_eq!(policy[0]["rule"], "policy/banned-import", "{ran:?}");
+    assert_eq!(policy[0]["path"], "a.py");
+    assert_eq!(policy[0]["line"], 2);
+    let secrets = &ran.gate("secrets")["findings"];
+    assert_eq!(secrets[0]["rule"], "secret/github-token", "{ran:?}");
+    assert!(
+        !ran.stdout.contains(&token),
+        "the Verdict printed the token"
+    );
+
+    let typo = project("[[gate]]\nname = \"p\"\nuses = \"policy\"\nbanned_imprts = [\"x\"]\n");
+    let ran = gate(typo.path(), &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("banned_imprts"), "{ran:?}");
+}
+
+/// A copy of fixture `name` (tests/fixtures) that the gate jobs' uid can read.
+fn fixture(name: &str) -> Workspace {
+    let workspace = Workspace::new();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let status = Command::new("cp")
+        .args(["-a", &format!("{}/.", source.display())])
+        .arg(workspace.path())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(workspace.path())
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    workspace
+}
+
+fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let path = Path::new("/opt/sandbox-tools/bin").join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    common::skip(&format!("{} is missing: run scripts/setup", path.display()));
+    None
+}
+
+/// Real tools through `sandbox gate`, sandboxed: the defects fixtures fail with what the bare
+/// tool reports (ruff's count, compared exactly), the clean twins pass.
+#[test]
+fn presets_run_the_real_tools_in_gate_jobs() {
+    let Some(ruff) = tool("ruff") else {
+        return;
+    };
+    let config = "[[gate]]\nname = \"lint\"\nuses = \"ruff\"\n\
+                  [[gate]]\nname = \"types\"\nuses = \"mypy\"\n\
+                  [[gate]]\nname = \"security\"\nuses = \"bandit\"\n\
+                  [[gate]]\nname = \"tests\"\nuses = \"pytest\"\n";
+    let dirty = fixture("python-defects");
+    dirty.write("sandbox.toml", config);
+    let ran = gate(dirty.path(), &["--no-cache"]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    for name in ["lint", "types", "security", "tests"] {
+        assert_eq!(ran.gate(name)["status"], "fail", "{name}: {ran:?}");
+    }
+    let bare = Command::new(&ruff)
+        .args([
+            "check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "--quiet",
+            ".",
+        ])
+        .current_dir(dirty.path())
+        .output()
+        .expect("ruff");
+    let bare_count = String::from_utf8_lossy(&bare.stdout)
+        .lines()
+        .filter(|line| line.contains(".py:"))
+        .count();
+    let findings = ran.gate("lint")["findings"].as_array().map(Vec::len);
+    assert_eq!(findings, Some(bare_count), "{ran:?}");
+
+    let clean = fixture("python-clean");
+    clean.write("sandbox.toml", config);
+    let ran = gate(clean.path(), &["--no-cache"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+
+    let rust = fixture("rust-dirty");
+    rust.write(
+        "sandbox.toml",
+        "[[gate]]\nname = \"clippy\"\nuses = \"clippy\"\n[[gate]]\nname = \"fmt\"\nuses = \"rustfmt\"\n",
+    );
+    let ran = gate(rust.path(), &["--no-cache"]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(ran.gate("clippy")["status"], "fail", "{ran:?}");
+    assert_eq!(ran.gate("fmt")["status"], "fail", "{ran:?}");
+}

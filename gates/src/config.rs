@@ -177,6 +177,8 @@ impl GateSpec {
                     GateKind::Secrets
                 });
                 gate.options = std::mem::take(&mut table);
+                check_builtin_options(builtin, &gate.options)
+                    .map_err(|message| (key("uses"), message))?;
                 if args.is_some() || gate.parser.is_some() {
                     return Err((
                         key("uses"),
@@ -238,6 +240,24 @@ impl GateSpec {
     /// Whether sandbox itself runs this gate (no external tool).
     pub fn builtin(&self) -> Option<&str> {
         self.uses.as_deref().filter(|uses| BUILTINS.contains(uses))
+    }
+}
+
+/// A built-in gate's own keys, read now so that a typo or a bad regex is a configuration error
+/// and not a gate error later.
+fn check_builtin_options(builtin: &str, options: &toml::Table) -> Result<(), String> {
+    use crate::builtin::{PolicyConfig, SecretScanConfig};
+    let value = toml::Value::Table(options.clone());
+    let problem = |e: &dyn std::fmt::Display| format!("`{builtin}` options: {e}");
+    match builtin {
+        "policy" => {
+            let config: PolicyConfig = value.try_into().map_err(|e| problem(&e))?;
+            config.validate().map_err(|e| problem(&e))
+        }
+        _ => value
+            .try_into::<SecretScanConfig>()
+            .map(|_| ())
+            .map_err(|e| problem(&e)),
     }
 }
 

@@ -21,6 +21,8 @@ use crate::verdict::{judge, GateResult, GateStatus, Threshold, Verdict};
 pub const TOOLS_DIR: &str = "/opt/sandbox-tools";
 /// Where a gate job finds our own binary, to run a built-in gate.
 const SANDBOX_IN_JOB: &str = "/.sandbox/sandbox";
+const RUST_IN_JOB: &str = "/.sandbox/rust";
+const CARGO_HOME_IN_JOB: &str = "/.sandbox/cargo-home";
 const JOB_PATH: &str =
     "/opt/sandbox-tools/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Output kept in the Verdict of each gate job's stdout and stderr.
@@ -134,8 +136,12 @@ impl Runner {
         };
         let command: Vec<String> = match gate.builtin() {
             Some(builtin) => {
-                let options = serde_json::to_vec(&gate.options).unwrap_or_default();
-                if let Err(error) = std::fs::write(out.path().join("options.json"), options) {
+                let input = BuiltinInput {
+                    options: gate.options.clone(),
+                    paths: gate.inputs.clone(),
+                };
+                let input = serde_json::to_vec(&input).unwrap_or_default();
+                if let Err(error) = std::fs::write(out.path().join("options.json"), input) {
                     return errored(gate, format!("writing the gate's options: {error}"), None);
                 }
                 [SANDBOX_IN_JOB, "gate-builtin", builtin, "/out/options.json"]
@@ -236,13 +242,26 @@ impl Runner {
             .arg("--timeout")
             .arg(timeout.to_string())
             .arg("--bind")
-            .arg(format!("{}:/out", out.display()))
-            .args(["--env", &format!("PATH={JOB_PATH}")]);
+            .arg(format!("{}:/out", out.display()));
         if Path::new(TOOLS_DIR).is_dir() {
             exec.arg("--ro-bind")
                 .arg(format!("{TOOLS_DIR}:{TOOLS_DIR}"));
         }
+        if command.first().is_some_and(|program| program == "cargo") {
+            exec.args(rust_toolchain());
+        } else {
+            exec.args(["--env", &format!("PATH={JOB_PATH}")]);
+        }
         if gate.builtin().is_some() {
+            // The job's uid does not own the repository: git would refuse it ("dubious
+            // ownership"), and the gate would error instead of reading the changes.
+            for (name, value) in [
+                ("GIT_CONFIG_COUNT", "1"),
+                ("GIT_CONFIG_KEY_0", "safe.directory"),
+                ("GIT_CONFIG_VALUE_0", "*"),
+            ] {
+                exec.arg("--env").arg(format!("{name}={value}"));
+            }
             exec.arg("--ro-bind")
                 .arg(format!("{}:{SANDBOX_IN_JOB}", self.sandbox.display()))
                 // Built-in gates read git history and run our binary from the host: native.
@@ -273,10 +292,71 @@ impl Runner {
     }
 }
 
+/// What a built-in gate's job is handed: its own keys and the gate's `paths`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuiltinInput {
+    pub options: toml::Table,
+    pub paths: Vec<String>,
+}
+
 /// Runs built-in gate `name` on the tree at `root` (inside its gate job).
-pub fn run_builtin(name: &str, options: toml::Table, root: &Path) -> Result<BuiltinOutput, String> {
-    let _ = (options, root);
-    Err(format!("the built-in gate `{name}` is not wired yet"))
+pub fn run_builtin(name: &str, input: BuiltinInput, root: &Path) -> Result<BuiltinOutput, String> {
+    use crate::builtin::{self, PolicyConfig, SecretScanConfig};
+    let workspace = builtin::Workspace::new(root).with_paths(&input.paths);
+    let options = toml::Value::Table(input.options);
+    let parsed = match name {
+        "policy" => {
+            let config: PolicyConfig = options.try_into().map_err(|e| e.to_string())?;
+            builtin::policy(&config, &workspace)
+        }
+        "secret-scan" => {
+            let config: SecretScanConfig = options.try_into().map_err(|e| e.to_string())?;
+            builtin::secret_scan(&config, &workspace)
+        }
+        other => return Err(format!("no built-in gate `{other}`")),
+    };
+    parsed
+        .map(|parsed| BuiltinOutput {
+            findings: parsed.findings,
+            metrics: parsed.metrics,
+        })
+        .map_err(|error| error.to_string())
+}
+
+/// Flags that give a cargo gate the host's toolchain and crate registry, read-only: the
+/// toolchain's sysroot (cargo, rustc, clippy, rustfmt; not rustup's proxies, which would look
+/// for a toolchain they cannot choose in the job) and `$CARGO_HOME/registry` for offline builds.
+fn rust_toolchain() -> Vec<String> {
+    let mut flags = Vec::new();
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    if let Some(sysroot) = sysroot.filter(|dir| Path::new(dir).is_dir()) {
+        flags.extend(["--ro-bind".to_owned(), format!("{sysroot}:{RUST_IN_JOB}")]);
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    for part in ["registry", "git"] {
+        let dir = cargo_home.as_ref().map(|home| home.join(part));
+        if let Some(dir) = dir.filter(|dir| dir.is_dir()) {
+            flags.extend([
+                "--ro-bind".to_owned(),
+                format!("{}:{CARGO_HOME_IN_JOB}/{part}", dir.display()),
+            ]);
+        }
+    }
+    flags.extend([
+        "--env".to_owned(),
+        format!("CARGO_HOME={CARGO_HOME_IN_JOB}"),
+        "--env".to_owned(),
+        format!("PATH={RUST_IN_JOB}/bin:{JOB_PATH}"),
+    ]);
+    flags
 }
 
 /// Why a gate job's Outcome means the tool never gave an answer, if it does.

@@ -118,8 +118,8 @@ pub fn init(workspace: Option<PathBuf>, force: bool) -> anyhow::Result<u8> {
 /// Inside a gate job: runs built-in gate `name` with the options the runner wrote, and prints
 /// what it found as JSON for the runner to read.
 pub fn builtin(name: &str, options: &Path) -> anyhow::Result<u8> {
-    let options: toml::Table = serde_json::from_slice(&std::fs::read(options)?)?;
-    match sandbox_gates::runner::run_builtin(name, options, Path::new(".")) {
+    let input = serde_json::from_slice(&std::fs::read(options)?)?;
+    match sandbox_gates::runner::run_builtin(name, input, Path::new(".")) {
         Ok(output) => {
             print_json(&output)?;
             Ok(0)
