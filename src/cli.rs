@@ -57,6 +57,9 @@ pub enum Command {
     /// Runs a built-in gate inside a gate job (used by `sandbox gate`).
     #[command(hide = true)]
     GateBuiltin { name: String, options: PathBuf },
+    /// Prints the changes since BASE as JSON, inside a gate job (used by `--changed-since`).
+    #[command(hide = true)]
+    GateChanges { base: String },
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +103,13 @@ pub struct GateArgs {
     /// Gates run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Keep only findings on lines changed since this git revision; the policy gate judges
+    /// these changes.
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
+    /// Run on exactly what is staged in git (the index), not the working tree.
+    #[arg(long)]
+    pub staged: bool,
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// `text` prints a table of gates and the worst findings; `json` the Verdict.

@@ -388,3 +388,65 @@ fn presets_run_the_real_tools_in_gate_jobs() {
     assert_eq!(ran.gate("clippy")["status"], "fail", "{ran:?}");
     assert_eq!(ran.gate("fmt")["status"], "fail", "{ran:?}");
 }
+
+fn git(repo: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(repo)
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// `--staged` sees the index, not the working tree; `--changed-since` keeps only findings on
+/// changed lines and hands the changes to the policy gate.
+#[test]
+fn staged_and_changed_since_narrow_what_is_judged() {
+    if tool("ruff").is_none() {
+        return;
+    }
+    let repo = project(
+        "[[gate]]\nname = \"lint\"\nuses = \"ruff\"\n\
+         [[gate]]\nname = \"policy\"\nuses = \"policy\"\nmax_changed_files = 1\n",
+    );
+    repo.write("a.py", "import os\n");
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "first"]);
+    repo.write("a.py", "import os\nimport sys\n");
+    git(repo.path(), &["add", "a.py"]);
+    // Unstaged: a third import, and a new file.
+    repo.write("a.py", "import os\nimport sys\nimport json\n");
+    repo.write("b.py", "import re\n");
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(repo.path())
+        .status()
+        .expect("chmod");
+
+    let staged = gate(repo.path(), &["--staged", "--no-cache", "--only", "lint"]);
+    let messages: Vec<String> = staged.gate("lint")["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "F401")
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or(""), f["line"]))
+        .collect();
+    assert_eq!(messages, ["a.py:1", "a.py:2"], "{staged:?}");
+
+    let changed = gate(repo.path(), &["--changed-since", "HEAD", "--no-cache"]);
+    let lines: Vec<String> = changed.gate("lint")["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "F401")
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or(""), f["line"]))
+        .collect();
+    assert_eq!(lines, ["a.py:2", "a.py:3", "b.py:1"], "{changed:?}");
+    assert_eq!(
+        changed.gate("policy")["findings"][0]["rule"],
+        "policy/max-changed-files",
+        "{changed:?}"
+    );
+}

@@ -36,7 +36,8 @@ impl Cache {
 
     /// The key of `gate` on `workspace` now, or why there is none (the tool's version could not
     /// be asked: the gate then runs uncached).
-    pub fn key(&self, gate: &GateSpec, workspace: &Path) -> Result<String, String> {
+    /// `extra`: anything else the result depends on (the changes a built-in gate judges).
+    pub fn key(&self, gate: &GateSpec, workspace: &Path, extra: &[u8]) -> Result<String, String> {
         let mut hasher = blake3::Hasher::new();
         let mut part = |bytes: &[u8]| {
             hasher.update(&(bytes.len() as u64).to_le_bytes());
@@ -45,6 +46,7 @@ impl Cache {
         part(b"sandbox-gates-cache/1");
         part(env!("CARGO_PKG_VERSION").as_bytes());
         part(&serde_json::to_vec(gate).map_err(|e| e.to_string())?);
+        part(extra);
         if !gate.version.is_empty() {
             part(self.version(&gate.version)?.as_bytes());
         }

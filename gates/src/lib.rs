@@ -10,6 +10,7 @@ pub mod finding;
 pub mod parsers;
 pub mod presets;
 pub mod runner;
+pub mod staged;
 pub mod verdict;
 
 pub use finding::{Finding, Severity};

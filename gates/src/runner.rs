@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use sandbox_runtime::profile::HumanDuration;
+
 use crate::cache::Cache;
 use crate::config::{Defaults, GateSpec, ProjectConfig};
 use crate::finding::Finding;
@@ -38,6 +40,8 @@ pub struct Runner {
     /// `--backend` for every gate job, when given.
     pub backend: Option<String>,
     pub audit: Option<PathBuf>,
+    /// `--changed-since`: findings are kept only on these changes' lines.
+    pub changes: Option<crate::builtin::Changes>,
 }
 
 /// Which gates run: `--only` and `--skip`.
@@ -95,11 +99,47 @@ impl Runner {
     }
 
     fn run_gate(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
+        let result = self.run_gate_cached(gate, defaults);
+        self.narrow(result)
+    }
+
+    /// With `--changed-since`: only the findings on changed lines (a finding with no line counts
+    /// when its file changed; one with no file always counts), and the status judged again.
+    fn narrow(&self, mut result: GateResult) -> GateResult {
+        let Some(changes) = &self.changes else {
+            return result;
+        };
+        if matches!(result.status, GateStatus::Error | GateStatus::Skipped) {
+            return result;
+        }
+        let before = result.findings.len();
+        result
+            .findings
+            .retain(|finding| on_changed_line(finding, changes));
+        let (status, reason) = judge(&result.findings, &result.metrics, &result.threshold);
+        result.status = status;
+        result.reason = reason;
+        let dropped = before - result.findings.len();
+        if dropped > 0 {
+            let note = format!("{dropped} finding(s) outside the changed lines left out");
+            result.reason = Some(match result.reason {
+                Some(reason) => format!("{reason}; {note}"),
+                None => note,
+            });
+        }
+        result
+    }
+
+    fn run_gate_cached(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
         let started = Instant::now();
+        let extra = match (&self.changes, gate.builtin()) {
+            (Some(changes), Some(_)) => serde_json::to_vec(changes).unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let key = self
             .cache
             .as_ref()
-            .map(|cache| cache.key(gate, &self.workspace));
+            .map(|cache| cache.key(gate, &self.workspace, &extra));
         if let (Some(cache), Some(Ok(key))) = (&self.cache, &key) {
             if let Some(mut hit) = cache.get(key) {
                 hit.cached = true;
@@ -139,6 +179,7 @@ impl Runner {
                 let input = BuiltinInput {
                     options: gate.options.clone(),
                     paths: gate.inputs.clone(),
+                    changes: self.changes.clone(),
                 };
                 let input = serde_json::to_vec(&input).unwrap_or_default();
                 if let Err(error) = std::fs::write(out.path().join("options.json"), input) {
@@ -225,13 +266,50 @@ impl Runner {
         out: &Path,
         command: &[String],
     ) -> Result<(serde_json::Value, i32), String> {
-        let profile = gate.profile.as_deref().unwrap_or(&defaults.profile);
-        let timeout = gate.timeout.unwrap_or(defaults.timeout);
+        let job = Job {
+            profile: gate.profile.as_deref().unwrap_or(&defaults.profile),
+            timeout: gate.timeout.unwrap_or(defaults.timeout),
+            out,
+            own_binary: gate.builtin().is_some(),
+            env: &gate.env,
+        };
+        self.run_in_job(&job, command)
+    }
+
+    /// What changed since `base` in the workspace, asked of git inside a gate job: git reads
+    /// the repository's own config and attributes, which are the job's to control.
+    pub fn changes_since(&self, base: &str) -> Result<crate::builtin::Changes, String> {
+        let out = report_dir()?;
+        let job = Job {
+            profile: "gate",
+            timeout: HumanDuration(std::time::Duration::from_secs(120)),
+            out: out.path(),
+            own_binary: true,
+            env: &BTreeMap::new(),
+        };
+        let command = [SANDBOX_IN_JOB, "gate-changes", base].map(str::to_owned);
+        let (outcome, code) = self.run_in_job(&job, &command)?;
+        if code != 0 {
+            return Err(format!(
+                "reading the changes since `{base}`: {}",
+                tail(outcome["stderr"].as_str().unwrap_or(""))
+            ));
+        }
+        serde_json::from_str(outcome["stdout"].as_str().unwrap_or(""))
+            .map_err(|error| format!("reading the changes since `{base}`: {error}"))
+    }
+
+    /// `sandbox exec` of `command` as `job`; the Outcome and the job's exit code.
+    fn run_in_job(
+        &self,
+        job: &Job<'_>,
+        command: &[String],
+    ) -> Result<(serde_json::Value, i32), String> {
         let mut exec = Command::new(&self.sandbox);
         exec.arg("exec")
             .args([
                 "--profile",
-                profile,
+                job.profile,
                 "--workspace-mode",
                 "ro",
                 "--output",
@@ -240,9 +318,9 @@ impl Runner {
             .arg("--workspace")
             .arg(&self.workspace)
             .arg("--timeout")
-            .arg(timeout.to_string())
+            .arg(job.timeout.to_string())
             .arg("--bind")
-            .arg(format!("{}:/out", out.display()));
+            .arg(format!("{}:/out", job.out.display()));
         if Path::new(TOOLS_DIR).is_dir() {
             exec.arg("--ro-bind")
                 .arg(format!("{TOOLS_DIR}:{TOOLS_DIR}"));
@@ -252,7 +330,7 @@ impl Runner {
         } else {
             exec.args(["--env", &format!("PATH={JOB_PATH}")]);
         }
-        if gate.builtin().is_some() {
+        if job.own_binary {
             // The job's uid does not own the repository: git would refuse it ("dubious
             // ownership"), and the gate would error instead of reading the changes.
             for (name, value) in [
@@ -272,7 +350,7 @@ impl Runner {
         if let Some(audit) = &self.audit {
             exec.arg("--audit").arg(audit);
         }
-        for (name, value) in &gate.env {
+        for (name, value) in job.env {
             exec.arg("--env").arg(format!("{name}={value}"));
         }
         let output = exec
@@ -292,17 +370,47 @@ impl Runner {
     }
 }
 
+fn on_changed_line(finding: &Finding, changes: &crate::builtin::Changes) -> bool {
+    let Some(path) = &finding.path else {
+        return true;
+    };
+    changes
+        .files
+        .iter()
+        .filter(|file| file.kind != crate::builtin::ChangeKind::Deleted)
+        .filter(|file| file.path == *path)
+        .any(|file| match finding.line {
+            Some(line) => file.added_lines.contains(&line),
+            None => true,
+        })
+}
+
+/// How one gate job is run.
+struct Job<'a> {
+    profile: &'a str,
+    timeout: HumanDuration,
+    out: &'a Path,
+    /// Whether the job runs our own binary (a built-in gate, reading changes).
+    own_binary: bool,
+    env: &'a BTreeMap<String, String>,
+}
+
 /// What a built-in gate's job is handed: its own keys and the gate's `paths`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BuiltinInput {
     pub options: toml::Table,
     pub paths: Vec<String>,
+    /// `--changed-since`: the changes the policy judges instead of its own `base`.
+    pub changes: Option<crate::builtin::Changes>,
 }
 
 /// Runs built-in gate `name` on the tree at `root` (inside its gate job).
 pub fn run_builtin(name: &str, input: BuiltinInput, root: &Path) -> Result<BuiltinOutput, String> {
     use crate::builtin::{self, PolicyConfig, SecretScanConfig};
-    let workspace = builtin::Workspace::new(root).with_paths(&input.paths);
+    let mut workspace = builtin::Workspace::new(root).with_paths(&input.paths);
+    if let Some(changes) = &input.changes {
+        workspace = workspace.with_changes(changes);
+    }
     let options = toml::Value::Table(input.options);
     let parsed = match name {
         "policy" => {

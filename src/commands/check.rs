@@ -75,6 +75,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 jobs.or(project.defaults.jobs),
                 backend,
                 exec.audit.clone(),
+                None,
             ) {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),

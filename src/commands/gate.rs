@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sandbox_gates::builtin::Changes;
 use sandbox_gates::cache::Cache;
 use sandbox_gates::config::{self, ProjectConfig};
 use sandbox_gates::runner::{Runner, Selection};
@@ -45,10 +46,39 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .to_owned()
     });
     let jobs = args.jobs.or(config.defaults.jobs);
-    let runner = match runner(workspace, args.no_cache, jobs, backend, args.audit) {
+    // --staged: the gates run on the index written out to a directory of its own.
+    let staged = match args
+        .staged
+        .then(|| sandbox_gates::staged::export(&workspace))
+        .transpose()
+    {
+        Ok(staged) => staged,
+        Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+    };
+    let tree = staged
+        .as_ref()
+        .map(|dir| dir.path().to_owned())
+        .unwrap_or_else(|| workspace.clone());
+    let mut runner = match runner(tree, args.no_cache, jobs, backend, args.audit, None) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
+    // The cache belongs to the project, also when the gates read an export of its index.
+    if !args.no_cache {
+        runner.cache = Some(Cache::new(workspace.join(".sandbox/cache")));
+    }
+    if let Some(base) = &args.changed_since {
+        // Asked of the real repository: an exported index has no history.
+        let asking = Runner {
+            workspace: workspace.clone(),
+            cache: None,
+            ..runner_like(&runner)
+        };
+        match asking.changes_since(base) {
+            Ok(changes) => runner.changes = Some(changes),
+            Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
+        }
+    }
     let verdict = runner.run(
         &config,
         &Selection {
@@ -66,6 +96,7 @@ pub(super) fn runner(
     jobs: Option<usize>,
     backend: Option<String>,
     audit: Option<PathBuf>,
+    changes: Option<Changes>,
 ) -> Result<Runner, String> {
     let sandbox = std::env::current_exe()
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
@@ -76,7 +107,32 @@ pub(super) fn runner(
         backend,
         audit,
         workspace,
+        changes,
     })
+}
+
+/// A runner with `runner`'s binary, backend and audit log, for a one-off job.
+fn runner_like(runner: &Runner) -> Runner {
+    Runner {
+        sandbox: runner.sandbox.clone(),
+        workspace: runner.workspace.clone(),
+        cache: None,
+        jobs: 1,
+        backend: runner.backend.clone(),
+        audit: runner.audit.clone(),
+        changes: None,
+    }
+}
+
+/// Inside a gate job: the changes of the workspace since `base`, as JSON.
+pub fn changes(base: &str) -> anyhow::Result<u8> {
+    match Changes::from_git(Path::new("."), base) {
+        Ok(changes) => {
+            print_json(&changes)?;
+            Ok(0)
+        }
+        Err(error) => Ok(refuse(INFRASTRUCTURE_ERROR, &error.to_string())),
+    }
 }
 
 /// Prints the Verdict (and writes `--result`); its exit code.

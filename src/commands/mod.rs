@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(*args),
         Command::Init { workspace, force } => gate::init(workspace, force),
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
+        Command::GateChanges { base } => gate::changes(&base),
         Command::Audit(command) => audit::run(command),
     }
 }
