@@ -110,6 +110,10 @@ pub struct GateArgs {
     /// Run on exactly what is staged in git (the index), not the working tree.
     #[arg(long)]
     pub staged: bool,
+    /// Run each gate's fix command in a scratch workspace first; keep a fix only if the gate
+    /// then passes.
+    #[arg(long, conflicts_with = "staged")]
+    pub fix: bool,
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// `text` prints a table of gates and the worst findings; `json` the Verdict.

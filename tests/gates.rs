@@ -450,3 +450,42 @@ fn staged_and_changed_since_narrow_what_is_judged() {
         "{changed:?}"
     );
 }
+
+/// `--fix` writes a fix back only when the gate passes on it: ruff removes an unused import
+/// (written back); with an undefined name left that ruff cannot fix, nothing is written back.
+#[test]
+fn fix_keeps_only_fixes_that_make_the_gate_pass() {
+    if tool("ruff").is_none() {
+        return;
+    }
+    let config = "[[gate]]\nname = \"lint\"\nuses = \"ruff\"\n";
+    let fixable = project(config);
+    fixable.write("a.py", "import os\nimport sys\n\nprint(sys.argv)\n");
+    let owned = |dir: &Path| {
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir)
+            .status()
+            .expect("chown")
+    };
+    assert!(owned(fixable.path()).success());
+    let ran = gate(fixable.path(), &["--fix", "--no-cache"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.verdict["fixes"][0]["committed"], true, "{ran:?}");
+    assert_eq!(
+        std::fs::read_to_string(fixable.file("a.py")).expect("read"),
+        "import sys\n\nprint(sys.argv)\n"
+    );
+
+    let unfixable = project(config);
+    let before = "import os\n\nprint(undefined_name)\n";
+    unfixable.write("a.py", before);
+    assert!(owned(unfixable.path()).success());
+    let ran = gate(unfixable.path(), &["--fix", "--no-cache"]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(ran.verdict["fixes"][0]["committed"], false, "{ran:?}");
+    assert_eq!(
+        std::fs::read_to_string(unfixable.file("a.py")).expect("read"),
+        before
+    );
+}

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod detect;
 pub mod finding;
+pub mod fix;
 pub mod parsers;
 pub mod presets;
 pub mod runner;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use sandbox_runtime::profile::HumanDuration;
+use sandbox_runtime::spec::Bind;
 
 use crate::cache::Cache;
 use crate::config::{Defaults, GateSpec, ProjectConfig};
@@ -321,14 +322,17 @@ impl Runner {
             .arg(job.timeout.to_string())
             .arg("--bind")
             .arg(format!("{}:/out", job.out.display()));
-        if Path::new(TOOLS_DIR).is_dir() {
-            exec.arg("--ro-bind")
-                .arg(format!("{TOOLS_DIR}:{TOOLS_DIR}"));
+        let (binds, env) = tool_access(command);
+        for bind in binds {
+            let flag = if bind.writable { "--bind" } else { "--ro-bind" };
+            exec.arg(flag).arg(format!(
+                "{}:{}",
+                bind.source.display(),
+                bind.target.display()
+            ));
         }
-        if command.first().is_some_and(|program| program == "cargo") {
-            exec.args(rust_toolchain());
-        } else {
-            exec.args(["--env", &format!("PATH={JOB_PATH}")]);
+        for (name, value) in env {
+            exec.arg("--env").arg(format!("{name}={value}"));
         }
         if job.own_binary {
             // The job's uid does not own the repository: git would refuse it ("dubious
@@ -431,20 +435,32 @@ pub fn run_builtin(name: &str, input: BuiltinInput, root: &Path) -> Result<Built
         .map_err(|error| error.to_string())
 }
 
-/// Flags that give a cargo gate the host's toolchain and crate registry, read-only: the
-/// toolchain's sysroot (cargo, rustc, clippy, rustfmt; not rustup's proxies, which would look
-/// for a toolchain they cannot choose in the job) and `$CARGO_HOME/registry` for offline builds.
-fn rust_toolchain() -> Vec<String> {
-    let mut flags = Vec::new();
+/// What every job of a gate that runs `command` gets: the pinned tools read-only and first on
+/// `PATH`, and for cargo the host's toolchain and crate registry, read-only — the toolchain's
+/// sysroot (cargo, rustc, clippy, rustfmt; not rustup's proxies, which would look for a
+/// toolchain they cannot choose in the job) and `$CARGO_HOME/registry` for offline builds.
+pub fn tool_access(command: &[String]) -> (Vec<Bind>, Vec<(String, String)>) {
+    let read_only = |source: PathBuf, target: &str| Bind {
+        source,
+        target: target.into(),
+        writable: false,
+    };
+    let mut binds = Vec::new();
+    if Path::new(TOOLS_DIR).is_dir() {
+        binds.push(read_only(TOOLS_DIR.into(), TOOLS_DIR));
+    }
+    if !command.first().is_some_and(|program| program == "cargo") {
+        return (binds, vec![("PATH".into(), JOB_PATH.into())]);
+    }
     let sysroot = Command::new("rustc")
         .args(["--print", "sysroot"])
         .stderr(Stdio::null())
         .output()
         .ok()
         .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
-    if let Some(sysroot) = sysroot.filter(|dir| Path::new(dir).is_dir()) {
-        flags.extend(["--ro-bind".to_owned(), format!("{sysroot}:{RUST_IN_JOB}")]);
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    if let Some(sysroot) = sysroot.filter(|dir| dir.is_dir()) {
+        binds.push(read_only(sysroot, RUST_IN_JOB));
     }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -452,19 +468,14 @@ fn rust_toolchain() -> Vec<String> {
     for part in ["registry", "git"] {
         let dir = cargo_home.as_ref().map(|home| home.join(part));
         if let Some(dir) = dir.filter(|dir| dir.is_dir()) {
-            flags.extend([
-                "--ro-bind".to_owned(),
-                format!("{}:{CARGO_HOME_IN_JOB}/{part}", dir.display()),
-            ]);
+            binds.push(read_only(dir, &format!("{CARGO_HOME_IN_JOB}/{part}")));
         }
     }
-    flags.extend([
-        "--env".to_owned(),
-        format!("CARGO_HOME={CARGO_HOME_IN_JOB}"),
-        "--env".to_owned(),
-        format!("PATH={RUST_IN_JOB}/bin:{JOB_PATH}"),
-    ]);
-    flags
+    let env = vec![
+        ("CARGO_HOME".into(), CARGO_HOME_IN_JOB.into()),
+        ("PATH".into(), format!("{RUST_IN_JOB}/bin:{JOB_PATH}")),
+    ];
+    (binds, env)
 }
 
 /// Why a gate job's Outcome means the tool never gave an answer, if it does.

@@ -70,6 +70,9 @@ pub struct Verdict {
     /// The job's Outcome (`sandbox check`).
     pub job: Option<serde_json::Value>,
     pub gates: Vec<GateResult>,
+    /// `--fix`: what each gate's fix did, before the gates ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<crate::fix::FixResult>,
     pub summary: Summary,
 }
 
@@ -99,6 +102,7 @@ impl Verdict {
             duration_ms,
             job,
             gates,
+            fixes: Vec::new(),
             summary,
         }
     }

@@ -79,13 +79,19 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
         }
     }
-    let verdict = runner.run(
-        &config,
-        &Selection {
-            only: args.only,
-            skip: args.skip,
-        },
-    );
+    let selection = Selection {
+        only: args.only,
+        skip: args.skip,
+    };
+    // Before any gate runs: the fixes run their jobs in this process, which must have one
+    // thread then (the native backend forks).
+    let fixes = if args.fix {
+        sandbox_gates::fix::fix(&runner, &config, &selection)
+    } else {
+        Vec::new()
+    };
+    let mut verdict = runner.run(&config, &selection);
+    verdict.fixes = fixes;
     report(&verdict, args.output, args.result.as_deref())
 }
 
@@ -261,6 +267,22 @@ fn summary(verdict: &Verdict) -> String {
         text.push_str(&format!(
             "  ... and {} more (--output json)\n",
             findings.len() - 20
+        ));
+    }
+    for fix in &verdict.fixes {
+        text.push_str(&format!(
+            "\nfix {}: {} ({} file(s) changed){}",
+            fix.gate,
+            if fix.committed {
+                "written back"
+            } else {
+                "not written back"
+            },
+            fix.changed.len(),
+            fix.reason
+                .as_deref()
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(job) = &verdict.job {
