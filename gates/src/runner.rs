@@ -449,7 +449,7 @@ pub fn tool_access(command: &[String]) -> (Vec<Bind>, Vec<(String, String)>) {
     if Path::new(TOOLS_DIR).is_dir() {
         binds.push(read_only(TOOLS_DIR.into(), TOOLS_DIR));
     }
-    if !command.first().is_some_and(|program| program == "cargo") {
+    if command.first().is_none_or(|program| program != "cargo") {
         return (binds, vec![("PATH".into(), JOB_PATH.into())]);
     }
     let sysroot = Command::new("rustc")
