@@ -489,3 +489,26 @@ fn fix_keeps_only_fixes_that_make_the_gate_pass() {
         before
     );
 }
+
+/// `sandbox doctor` says which presets' tools answer here, with their versions.
+#[test]
+fn doctor_lists_the_presets_tools() {
+    let output = Command::new(SANDBOX)
+        .args(["doctor", "--output", "json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("doctor JSON");
+    let tools = report["tools"].as_array().expect("tools");
+    let ruff = tools
+        .iter()
+        .find(|t| t["preset"] == "ruff")
+        .expect("ruff listed");
+    if tool("ruff").is_some() {
+        assert_eq!(ruff["present"], true, "{ruff}");
+        assert!(
+            ruff["detail"].as_str().unwrap_or("").starts_with("ruff "),
+            "{ruff}"
+        );
+    }
+    assert!(tools.iter().any(|t| t["preset"] == "clippy"), "{report:#}");
+}

@@ -91,7 +91,8 @@ impl Cache {
     }
 }
 
-fn ask_version(command: &[String]) -> Result<String, String> {
+/// Runs a tool's version command with the tools directory first on `PATH`.
+pub fn ask_version(command: &[String]) -> Result<String, String> {
     let (program, args) = command.split_first().ok_or("an empty version command")?;
     let tools = Path::new(crate::runner::TOOLS_DIR).join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -5,8 +5,11 @@ use crate::cli::OutputFormat;
 
 pub fn run(output: OutputFormat) -> anyhow::Result<u8> {
     let report = sandbox_runtime::host::doctor();
+    let tools = sandbox_gates::presets::tools();
     if output == OutputFormat::Json {
-        print_json(&report)?;
+        let mut json = serde_json::to_value(&report)?;
+        json["tools"] = serde_json::to_value(&tools)?;
+        print_json(&json)?;
         return Ok(0);
     }
     let yes_no = |available: bool| if available { "yes" } else { "no " };
@@ -43,6 +46,15 @@ pub fn run(output: OutputFormat) -> anyhow::Result<u8> {
             format!("refuses: {}", profile.missing.join("; "))
         };
         text.push_str(&format!("  {:<12} {state}\n", profile.name));
+    }
+    text.push_str("\ngate presets' tools (scripts/setup installs them in /opt/sandbox-tools):\n");
+    for tool in &tools {
+        text.push_str(&format!(
+            "  {:<12} {} {}\n",
+            tool.preset,
+            yes_no(tool.present),
+            tool.detail
+        ));
     }
     print_text(&text)?;
     Ok(0)

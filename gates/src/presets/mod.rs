@@ -55,3 +55,30 @@ pub fn all() -> impl Iterator<Item = &'static Preset> {
 pub fn find(name: &str) -> Option<&'static Preset> {
     all().find(|preset| preset.name == name)
 }
+
+/// Whether a preset's tool answers here, and with which version (`sandbox doctor`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ToolReport {
+    pub preset: &'static str,
+    pub present: bool,
+    /// The first line the version command printed, or why it could not be asked.
+    pub detail: String,
+}
+
+/// Asks every preset's tool for its version, the way the gate cache does.
+pub fn tools() -> Vec<ToolReport> {
+    all()
+        .map(|preset| {
+            let command: Vec<String> = preset.version.iter().map(|s| (*s).to_owned()).collect();
+            let answer = crate::cache::ask_version(&command);
+            ToolReport {
+                preset: preset.name,
+                present: answer.is_ok(),
+                detail: match answer {
+                    Ok(text) => text.lines().next().unwrap_or("").trim().to_owned(),
+                    Err(why) => why,
+                },
+            }
+        })
+        .collect()
+}
