@@ -62,8 +62,9 @@ pub enum Command {
     GateChanges { base: String },
 }
 
+/// Which gates run, and how: shared by `gate` and `check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub struct GateSelection {
     /// The gates file (default: WORKSPACE/sandbox.toml; without one, gates are detected).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -79,6 +80,12 @@ pub struct CheckArgs {
     /// Gates run at once (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub gates: GateSelection,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -88,21 +95,8 @@ pub struct GateArgs {
     /// The project (default: the current directory).
     #[arg(long, short = 'w')]
     pub workspace: Option<PathBuf>,
-    /// The gates file (default: WORKSPACE/sandbox.toml; without one, gates are detected).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Run only this gate (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub only: Vec<String>,
-    /// Do not run this gate (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub skip: Vec<String>,
-    /// Run every gate even when .sandbox/cache has its result.
-    #[arg(long)]
-    pub no_cache: bool,
-    /// Gates run at once (default: the number of cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub gates: GateSelection,
     /// Keep only findings on lines changed since this git revision; the policy gate judges
     /// these changes.
     #[arg(long, value_name = "REF")]

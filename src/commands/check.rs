@@ -10,18 +10,18 @@ use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
 
 use super::exec::{overrides, redacted};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
-use crate::cli::{BackendArg, CheckArgs};
+use crate::cli::{BackendArg, CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let CheckArgs {
+    let CheckArgs { gates, exec } = args;
+    let GateSelection {
         config,
         only,
         skip,
         no_cache,
         jobs,
-        exec,
-    } = args;
+    } = gates;
     let resolved = profile::load(&exec.profile)?;
     let mut overrides = overrides(&exec)?;
     if overrides

@@ -21,11 +21,11 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         Ok(workspace) => workspace,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
-    let config = match load(&workspace, args.config.as_deref()) {
+    let config = match load(&workspace, args.gates.config.as_deref()) {
         Ok(config) => config,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
-    for name in args.only.iter().chain(&args.skip) {
+    for name in args.gates.only.iter().chain(&args.gates.skip) {
         if !config.gates.iter().any(|gate| gate.name == *name) {
             let names: Vec<&str> = config.gates.iter().map(|g| g.name.as_str()).collect();
             return Ok(refuse(
@@ -45,7 +45,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         }
         .to_owned()
     });
-    let jobs = args.jobs.or(config.defaults.jobs);
+    let jobs = args.gates.jobs.or(config.defaults.jobs);
     // --staged: the gates run on the index written out to a directory of its own.
     let staged = match args
         .staged
@@ -59,12 +59,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .as_ref()
         .map(|dir| dir.path().to_owned())
         .unwrap_or_else(|| workspace.clone());
-    let mut runner = match runner(tree, args.no_cache, jobs, backend, args.audit, None) {
+    let mut runner = match runner(tree, args.gates.no_cache, jobs, backend, args.audit, None) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
     // The cache belongs to the project, also when the gates read an export of its index.
-    if !args.no_cache {
+    if !args.gates.no_cache {
         runner.cache = Some(Cache::new(workspace.join(".sandbox/cache")));
     }
     if let Some(base) = &args.changed_since {
@@ -80,8 +80,8 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         }
     }
     let selection = Selection {
-        only: args.only,
-        skip: args.skip,
+        only: args.gates.only,
+        skip: args.gates.skip,
     };
     // Before any gate runs: the fixes run their jobs in this process, which must have one
     // thread then (the native backend forks).
