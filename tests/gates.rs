@@ -197,6 +197,32 @@ paths = ["src/**"]
     assert_eq!(fourth.gate("code")["cached"], true, "{fourth:?}");
     let uncached = gate(workspace.path(), &["--no-cache"]);
     assert_eq!(uncached.gate("code")["cached"], false, "{uncached:?}");
+    // An ignore file anywhere changes what tools read: every gate runs again.
+    workspace.write("src/.gitignore", "*.tmp\n");
+    let ignored = gate(workspace.path(), &[]);
+    for name in ["docs", "code"] {
+        assert_eq!(ignored.gate(name)["cached"], false, "{name}: {ignored:?}");
+    }
+}
+
+/// A tool that could not read part of the tree has not passed it: ruff warns and exits 0 on an
+/// unreadable directory, and the gate is an error, not a pass (and is not cached).
+#[test]
+fn a_tree_the_tool_cannot_read_is_an_error() {
+    if tool("ruff").is_none() {
+        return;
+    }
+    let workspace = project("[[gate]]\nname = \"lint\"\nuses = \"ruff\"\n");
+    std::fs::create_dir(workspace.file("private")).expect("mkdir");
+    workspace.write("private/a.py", "import os\n");
+    std::fs::set_permissions(
+        workspace.file("private"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let ran = gate(workspace.path(), &[]);
+    assert_eq!(ran.gate("lint")["status"], "error", "{ran:?}");
+    assert_eq!(ran.code, 3, "{ran:?}");
 }
 
 fn check(workspace: &Path, script: &str) -> Ran {

@@ -22,6 +22,8 @@ const NOT_INPUTS: [&str; 6] = [
 
 pub struct Cache {
     dir: PathBuf,
+    /// `--no-cache`: every gate runs, and its result replaces what was stored.
+    refresh: bool,
     /// `version` command line -> what it printed, asked once per run.
     versions: Mutex<HashMap<Vec<String>, Result<String, String>>>,
 }
@@ -30,7 +32,16 @@ impl Cache {
     pub fn new(dir: PathBuf) -> Cache {
         Cache {
             dir,
+            refresh: false,
             versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A cache that is written but never read: `--no-cache` still leaves fresh results.
+    pub fn refreshing(dir: PathBuf) -> Cache {
+        Cache {
+            refresh: true,
+            ..Cache::new(dir)
         }
     }
 
@@ -50,14 +61,19 @@ impl Cache {
         if !gate.version.is_empty() {
             part(self.version(&gate.version)?.as_bytes());
         }
-        for name in &gate.config_files {
-            part(name.as_bytes());
-            match std::fs::read(workspace.join(name)) {
-                Ok(bytes) => part(blake3::hash(&bytes).as_bytes()),
-                Err(_) => part(b"absent"),
-            }
+        // Tools read their config files at any depth (a nested ruff.toml), and ignore files
+        // change what they read: both are inputs wherever they are.
+        let mut always: Vec<&str> = gate
+            .config_files
+            .iter()
+            .map(|name| name.rsplit('/').next().unwrap_or(name))
+            .collect();
+        always.extend([".gitignore", ".ignore"]);
+        match std::fs::read(workspace.join(".git/info/exclude")) {
+            Ok(bytes) => part(blake3::hash(&bytes).as_bytes()),
+            Err(_) => part(b"no exclude"),
         }
-        for (path, hash) in input_hashes(workspace, &gate.inputs)? {
+        for (path, hash) in input_hashes(workspace, &gate.inputs, &always)? {
             part(path.as_bytes());
             part(hash.as_bytes());
         }
@@ -65,6 +81,9 @@ impl Cache {
     }
 
     pub fn get(&self, key: &str) -> Option<GateResult> {
+        if self.refresh {
+            return None;
+        }
         let bytes = std::fs::read(self.dir.join(format!("{key}.json"))).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -86,9 +105,59 @@ impl Cache {
         let mut versions = self.versions.lock().map_err(|_| "version cache poisoned")?;
         versions
             .entry(command.to_vec())
-            .or_insert_with(|| ask_version(command))
+            .or_insert_with(|| self.remembered_version(command))
             .clone()
     }
+
+    /// A tool's version, remembered across runs under the identity of its executable (path,
+    /// size, mtime, inode): asking five Python tools costs most of a second, which a warm run
+    /// otherwise spends on nothing else. Tools reached through a launcher that picks the real
+    /// program later (cargo's rustup proxy) are asked every time.
+    fn remembered_version(&self, command: &[String]) -> Result<String, String> {
+        let identity = command
+            .first()
+            .filter(|program| !["cargo", "env", "sh", "bash"].contains(&program.as_str()))
+            .and_then(|program| executable_identity(program));
+        let Some(identity) = identity else {
+            return ask_version(command);
+        };
+        let key = blake3::hash(format!("{}\0{identity}", command.join("\0")).as_bytes())
+            .to_hex()
+            .to_string();
+        let file = self.dir.join("versions").join(&key);
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            return Ok(text);
+        }
+        let answer = ask_version(command)?;
+        if std::fs::create_dir_all(self.dir.join("versions")).is_ok() {
+            let partial = file.with_extension(std::process::id().to_string());
+            if std::fs::write(&partial, &answer).is_ok() {
+                let _ = std::fs::rename(&partial, &file);
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// Where `program` resolves (tools directory first, then `PATH`, symlinks followed) and what
+/// it is now: a reinstall changes it.
+fn executable_identity(program: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let tools = Path::new(crate::runner::TOOLS_DIR).join("bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::iter::once(tools)
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())?;
+    let real = std::fs::canonicalize(found).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    Some(format!(
+        "{}\0{}\0{}\0{}",
+        real.display(),
+        meta.len(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+        meta.ino()
+    ))
 }
 
 /// Runs a tool's version command with the tools directory first on `PATH`.
@@ -112,8 +181,12 @@ pub fn ask_version(command: &[String]) -> Result<String, String> {
 }
 
 /// `(relative path, blake3)` of every file below `workspace` that matches `globs` (all files
-/// when there are none), sorted, symlinks not followed.
-fn input_hashes(workspace: &Path, globs: &[String]) -> Result<Vec<(String, String)>, String> {
+/// when there are none) or is named one of `always`, sorted, symlinks not followed.
+fn input_hashes(
+    workspace: &Path,
+    globs: &[String],
+    always: &[&str],
+) -> Result<Vec<(String, String)>, String> {
     let mut set = globset::GlobSetBuilder::new();
     for glob in globs {
         set.add(globset::Glob::new(glob).map_err(|e| format!("input glob `{glob}`: {e}"))?);
@@ -137,7 +210,8 @@ fn input_hashes(workspace: &Path, globs: &[String]) -> Result<Vec<(String, Strin
             .map_err(|e| e.to_string())?
             .to_string_lossy()
             .into_owned();
-        if !globs.is_empty() && !set.is_match(&relative) {
+        let named = always.iter().any(|name| entry.file_name() == *name);
+        if !globs.is_empty() && !set.is_match(&relative) && !named {
             continue;
         }
         let bytes = std::fs::read(entry.path())

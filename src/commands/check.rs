@@ -81,11 +81,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
             // Results are cached in the project, not in the view that is about to go.
-            if !no_cache {
-                runner.cache = Some(sandbox_gates::cache::Cache::new(
-                    spec.workspace.join(".sandbox/cache"),
-                ));
-            }
+            runner.cache = Some(gate::project_cache(&spec.workspace, no_cache));
             runner.run(&project, &Selection { only, skip }).gates
         }
         _ => project

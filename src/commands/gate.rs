@@ -64,9 +64,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
     // The cache belongs to the project, also when the gates read an export of its index.
-    if !args.gates.no_cache {
-        runner.cache = Some(Cache::new(workspace.join(".sandbox/cache")));
-    }
+    runner.cache = Some(project_cache(&workspace, args.gates.no_cache));
     if let Some(base) = &args.changed_since {
         // Asked of the real repository: an exported index has no history.
         let asking = Runner {
@@ -108,13 +106,23 @@ pub(super) fn runner(
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
     Ok(Runner {
         sandbox,
-        cache: (!no_cache).then(|| Cache::new(workspace.join(".sandbox/cache"))),
+        cache: Some(project_cache(&workspace, no_cache)),
         jobs: jobs.unwrap_or_else(cores),
         backend,
         audit,
         workspace,
         changes,
     })
+}
+
+/// `.sandbox/cache` of a project; with `--no-cache` written but not read.
+pub(super) fn project_cache(workspace: &Path, no_cache: bool) -> Cache {
+    let dir = workspace.join(".sandbox/cache");
+    if no_cache {
+        Cache::refreshing(dir)
+    } else {
+        Cache::new(dir)
+    }
 }
 
 /// A runner with `runner`'s binary, backend and audit log, for a one-off job.

@@ -81,6 +81,18 @@ pub fn ruff(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
     if code == 1 && diagnostics.is_empty() {
         return Err(failed("ruff", code, "but it reported no diagnostic", run));
     }
+    // ruff skips a file or directory it cannot read with only a warning on stderr and exit 0:
+    // a pass on a tree it never read.
+    if let Some(line) = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("Encountered error") || line.starts_with("error:"))
+    {
+        return Err(ParseError::ToolFailed(format!(
+            "ruff could not read the whole tree: {}",
+            line.trim()
+        )));
+    }
     let mut parsed = Parsed::default();
     for diagnostic in diagnostics {
         let rule = diagnostic

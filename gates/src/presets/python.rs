@@ -25,7 +25,16 @@ pub static PRESETS: &[Preset] = &[
     Preset {
         name: "ruff",
         kind: GateKind::Lint,
-        command: &["ruff", "check", "--no-cache", "--output-format", "json"],
+        // --no-fix: a project's `fix = true` would make ruff try to write into the read-only
+        // workspace and report E902 instead of what it found.
+        command: &[
+            "ruff",
+            "check",
+            "--no-cache",
+            "--no-fix",
+            "--output-format",
+            "json",
+        ],
         default_args: &["."],
         parser: ParserKind::Ruff,
         // --exit-zero: the fix command succeeds when ruff ran, whatever it could not fix; the
