@@ -114,10 +114,21 @@ impl Cache {
     /// otherwise spends on nothing else. Tools reached through a launcher that picks the real
     /// program later (cargo's rustup proxy) are asked every time.
     fn remembered_version(&self, command: &[String]) -> Result<String, String> {
-        let identity = command
-            .first()
-            .filter(|program| !["cargo", "env", "sh", "bash"].contains(&program.as_str()))
-            .and_then(|program| executable_identity(program));
+        let identity = match command {
+            // `sh -c 'a --version && b --version'`: what the script names.
+            [shell, flag, script] if shell == "sh" && flag == "-c" => {
+                let found: Vec<String> = script
+                    .split(|c: char| c.is_whitespace() || c == '&' || c == ';')
+                    .filter(|word| !word.is_empty() && !word.starts_with('-'))
+                    .filter_map(executable_identity)
+                    .collect();
+                (!found.is_empty()).then(|| found.join("\0"))
+            }
+            [program, ..] if !["cargo", "env", "sh", "bash"].contains(&program.as_str()) => {
+                executable_identity(program)
+            }
+            _ => None,
+        };
         let Some(identity) = identity else {
             return ask_version(command);
         };
