@@ -281,11 +281,8 @@ mod tests {
         ToolRun {
             exit_code,
             stdout,
-            stderr: "",
             out_dir,
-            workspace: Path::new("/home/dev/proj"),
-            mount: Path::new("/workspace"),
-            pattern: None,
+            ..crate::parsers::test_run("/home/dev/proj")
         }
     }
 

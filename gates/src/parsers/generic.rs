@@ -169,7 +169,6 @@ pub(super) fn strip_ansi(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
@@ -183,10 +182,8 @@ mod tests {
             exit_code,
             stdout,
             stderr,
-            out_dir: Path::new("/nonexistent/out"),
-            workspace: Path::new("/home/dev/project"),
-            mount: Path::new("/workspace"),
             pattern,
+            ..crate::parsers::test_run("/home/dev/project")
         }
     }
 

@@ -169,7 +169,6 @@ fn is_config_error(code: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
@@ -178,10 +177,7 @@ mod tests {
             exit_code,
             stdout,
             stderr,
-            out_dir: Path::new("/nonexistent/out"),
-            workspace: Path::new("/home/dev/web"),
-            mount: Path::new("/workspace"),
-            pattern: None,
+            ..crate::parsers::test_run("/home/dev/web")
         }
     }
 

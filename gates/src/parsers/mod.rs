@@ -95,6 +95,21 @@ pub enum ParseError {
     Unreadable { parser: &'static str, why: String },
 }
 
+/// A run for parser tests: the tool exited 0 with no output, in `workspace` seen at
+/// `/workspace`; tests set what they exercise with struct update syntax.
+#[cfg(test)]
+pub(crate) fn test_run(workspace: &str) -> ToolRun<'_> {
+    ToolRun {
+        exit_code: Some(0),
+        stdout: "",
+        stderr: "",
+        out_dir: Path::new("/nonexistent/out"),
+        workspace: Path::new(workspace),
+        mount: Path::new("/workspace"),
+        pattern: None,
+    }
+}
+
 impl ParseError {
     pub fn unreadable(parser: &'static str, why: impl std::fmt::Display) -> ParseError {
         ParseError::Unreadable {

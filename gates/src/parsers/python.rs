@@ -498,8 +498,6 @@ pub fn bandit(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
-    use std::path::Path;
-
     use super::*;
 
     fn run<'a>(exit_code: Option<i32>, stdout: &'a str) -> ToolRun<'a> {
@@ -507,10 +505,7 @@ mod tests {
             exit_code,
             stdout,
             stderr: "Traceback (most recent call last):\n  ...\nKeyError: 'x'\n",
-            out_dir: Path::new("/nonexistent/out"),
-            workspace: Path::new("/home/dev/proj"),
-            mount: Path::new("/workspace"),
-            pattern: None,
+            ..crate::parsers::test_run("/home/dev/proj")
         }
     }
 

@@ -493,7 +493,6 @@ fn test_failure(run: &ToolRun<'_>, name: &str, output: &[&str]) -> Finding {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
@@ -502,10 +501,7 @@ mod tests {
             exit_code,
             stdout,
             stderr,
-            out_dir: Path::new("/nonexistent/out"),
-            workspace: Path::new("/home/dev/crate"),
-            mount: Path::new("/workspace"),
-            pattern: None,
+            ..crate::parsers::test_run("/home/dev/crate")
         }
     }
 
