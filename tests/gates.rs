@@ -415,6 +415,17 @@ fn presets_run_the_real_tools_in_gate_jobs() {
     assert_eq!(ran.gate("fmt")["status"], "fail", "{ran:?}");
 }
 
+/// `path:line` of each unused-import finding of the `lint` gate.
+fn unused_imports(ran: &Ran) -> Vec<String> {
+    ran.gate("lint")["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "F401")
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or(""), f["line"]))
+        .collect()
+}
+
 fn git(repo: &Path, args: &[&str]) {
     let status = Command::new("git")
         .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
@@ -452,23 +463,11 @@ fn staged_and_changed_since_narrow_what_is_judged() {
         .expect("chmod");
 
     let staged = gate(repo.path(), &["--staged", "--no-cache", "--only", "lint"]);
-    let messages: Vec<String> = staged.gate("lint")["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["rule"] == "F401")
-        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or(""), f["line"]))
-        .collect();
+    let messages = unused_imports(&staged);
     assert_eq!(messages, ["a.py:1", "a.py:2"], "{staged:?}");
 
     let changed = gate(repo.path(), &["--changed-since", "HEAD", "--no-cache"]);
-    let lines: Vec<String> = changed.gate("lint")["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["rule"] == "F401")
-        .map(|f| format!("{}:{}", f["path"].as_str().unwrap_or(""), f["line"]))
-        .collect();
+    let lines = unused_imports(&changed);
     assert_eq!(lines, ["a.py:2", "a.py:3", "b.py:1"], "{changed:?}");
     assert_eq!(
         changed.gate("policy")["findings"][0]["rule"],
