@@ -10,7 +10,7 @@ use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
 
 use super::exec::{overrides, redacted};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
-use crate::cli::{BackendArg, CheckArgs, GateSelection};
+use crate::cli::{CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
@@ -61,27 +61,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
     let gates = match (&held, job_passed) {
         (Some(held), true) => {
-            let backend = exec.backend.map(|backend| {
-                match backend {
-                    BackendArg::Native => "native",
-                    BackendArg::Auto => "auto",
-                    BackendArg::Docker => "docker",
-                }
-                .to_owned()
-            });
-            let mut runner = match gate::runner(
+            // Results are cached in the project, not in the view that is about to go.
+            let runner = match gate::runner(
                 held.view().to_owned(),
-                true,
+                gate::project_cache(&spec.workspace, no_cache),
                 jobs.or(project.defaults.jobs),
-                backend,
+                gate::backend_name(exec.backend),
                 exec.audit.clone(),
-                None,
             ) {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            // Results are cached in the project, not in the view that is about to go.
-            runner.cache = Some(gate::project_cache(&spec.workspace, no_cache));
             runner.run(&project, &Selection { only, skip }).gates
         }
         _ => project

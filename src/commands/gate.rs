@@ -37,14 +37,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    let backend = args.backend.map(|backend| {
-        match backend {
-            BackendArg::Native => "native",
-            BackendArg::Auto => "auto",
-            BackendArg::Docker => "docker",
-        }
-        .to_owned()
-    });
+    let backend = backend_name(args.backend);
     let jobs = args.gates.jobs.or(config.defaults.jobs);
     // --staged: the gates run on the index written out to a directory of its own.
     let staged = match args
@@ -59,12 +52,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .as_ref()
         .map(|dir| dir.path().to_owned())
         .unwrap_or_else(|| workspace.clone());
-    let mut runner = match runner(tree, args.gates.no_cache, jobs, backend, args.audit, None) {
+    // The cache belongs to the project, also when the gates read an export of its index.
+    let cache = project_cache(&workspace, args.gates.no_cache);
+    let mut runner = match runner(tree, cache, jobs, backend, args.audit) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
-    // The cache belongs to the project, also when the gates read an export of its index.
-    runner.cache = Some(project_cache(&workspace, args.gates.no_cache));
     if let Some(base) = &args.changed_since {
         // Asked of the real repository: an exported index has no history.
         let asking = Runner {
@@ -93,25 +86,37 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     report(&verdict, args.output, args.result.as_deref())
 }
 
-/// Runs the gates of `workspace` (a project, or a scratch job's view) with our own binary.
+/// `--backend` as the runner passes it on to each gate job.
+pub(super) fn backend_name(backend: Option<BackendArg>) -> Option<String> {
+    backend.map(|backend| {
+        match backend {
+            BackendArg::Native => "native",
+            BackendArg::Auto => "auto",
+            BackendArg::Docker => "docker",
+        }
+        .to_owned()
+    })
+}
+
+/// Runs the gates of `workspace` (a project, or a scratch job's view, or an exported index)
+/// with our own binary, caching in `cache` (the project's).
 pub(super) fn runner(
     workspace: PathBuf,
-    no_cache: bool,
+    cache: Cache,
     jobs: Option<usize>,
     backend: Option<String>,
     audit: Option<PathBuf>,
-    changes: Option<Changes>,
 ) -> Result<Runner, String> {
     let sandbox = std::env::current_exe()
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
     Ok(Runner {
         sandbox,
-        cache: Some(project_cache(&workspace, no_cache)),
+        cache: Some(cache),
         jobs: jobs.unwrap_or_else(cores),
         backend,
         audit,
         workspace,
-        changes,
+        changes: None,
     })
 }
 
