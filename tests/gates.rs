@@ -476,6 +476,59 @@ fn staged_and_changed_since_narrow_what_is_judged() {
     );
 }
 
+/// `--changed-since` adds diff coverage to a coverage gate: of the changed lines that are code,
+/// the share the tests ran, with the ones they did not named. Without it a `diff_` threshold
+/// has nothing to judge and is left alone.
+#[test]
+fn changed_since_measures_the_coverage_of_the_changed_lines() {
+    if tool("coverage").is_none() {
+        return;
+    }
+    let repo = project(
+        "[[gate]]\nname = \"coverage\"\nuses = \"coverage\"\nmin = { diff_percent = 100 }\n",
+    );
+    repo.write("calc.py", "def used(x):\n    return x + 1\n");
+    repo.write(
+        "test_calc.py",
+        "from calc import used\n\n\ndef test_used():\n    assert used(1) == 2\n",
+    );
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "first"]);
+    // Line 2 changed and tested, 3 is a `def` (runs at import), 4 is never called; the test's
+    // changed line 5 ran too: 3 of 4 changed lines of code ran.
+    repo.write(
+        "calc.py",
+        "def used(x):\n    return x + 2\ndef unused(y):\n    return y * 3\n",
+    );
+    repo.write(
+        "test_calc.py",
+        "from calc import used\n\n\ndef test_used():\n    assert used(1) == 3\n",
+    );
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(repo.path())
+        .status()
+        .expect("chmod");
+
+    let changed = gate(repo.path(), &["--changed-since", "HEAD", "--no-cache"]);
+    let coverage = changed.gate("coverage");
+    assert_eq!(coverage["status"], "fail", "{changed:?}");
+    assert_eq!(coverage["metrics"]["diff_lines"], 4.0, "{changed:?}");
+    assert_eq!(coverage["metrics"]["diff_percent"], 75.0, "{changed:?}");
+    let reason = coverage["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("calc.py:4"), "{changed:?}");
+    assert!(!reason.contains("calc.py:3"), "{changed:?}");
+    let files = coverage["coverage"].as_array().expect("per-file coverage");
+    assert!(files.iter().any(|f| f["path"] == "calc.py"), "{changed:?}");
+
+    let whole = gate(repo.path(), &["--no-cache"]);
+    assert_eq!(whole.gate("coverage")["status"], "pass", "{whole:?}");
+    assert!(whole.gate("coverage")["metrics"]
+        .get("diff_percent")
+        .is_none());
+}
+
 /// `--fix` writes a fix back only when the gate passes on it: ruff removes an unused import
 /// (written back); with an undefined name left that ruff cannot fix, nothing is written back.
 #[test]

@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod cache;
 pub mod config;
+pub mod coverage;
 pub mod detect;
 pub mod finding;
 pub mod fix;

@@ -105,7 +105,8 @@ impl Runner {
     }
 
     /// With `--changed-since`: only the findings on changed lines (a finding with no line counts
-    /// when its file changed; one with no file always counts), and the status judged again.
+    /// when its file changed; one with no file always counts), diff coverage for a gate with
+    /// per-file coverage, and the status judged again.
     fn narrow(&self, mut result: GateResult) -> GateResult {
         let Some(changes) = &self.changes else {
             return result;
@@ -117,9 +118,30 @@ impl Runner {
         result
             .findings
             .retain(|finding| on_changed_line(finding, changes));
+        let mut missed = Vec::new();
+        if !result.coverage.is_empty() {
+            let (metrics, lines) = crate::coverage::diff_coverage(&result.coverage, changes);
+            result.metrics.extend(metrics);
+            missed = lines;
+        }
         let (status, reason) = judge(&result.findings, &result.metrics, &result.threshold);
         result.status = status;
         result.reason = reason;
+        if !missed.is_empty() {
+            const SHOWN: usize = 10;
+            let more = missed.len().saturating_sub(SHOWN);
+            let mut note = format!(
+                "changed lines the tests did not run: {}",
+                missed[..missed.len().min(SHOWN)].join(", ")
+            );
+            if more > 0 {
+                note.push_str(&format!(" and {more} more"));
+            }
+            result.reason = Some(match result.reason {
+                Some(reason) => format!("{reason}; {note}"),
+                None => note,
+            });
+        }
         let dropped = before - result.findings.len();
         if dropped > 0 {
             let note = format!("{dropped} finding(s) outside the changed lines left out");
@@ -219,6 +241,7 @@ impl Runner {
                 .map(|output| Parsed {
                     findings: output.findings,
                     metrics: output.metrics,
+                    coverage: Vec::new(),
                 })
                 .map_err(|error| {
                     format!(
@@ -233,6 +256,7 @@ impl Runner {
         let Parsed {
             mut findings,
             metrics,
+            coverage,
         } = match parsed {
             Ok(parsed) => parsed,
             Err(why) => return errored(gate, why, Some(trimmed(outcome))),
@@ -254,6 +278,7 @@ impl Runner {
             metrics,
             threshold,
             findings,
+            coverage,
             reason,
             outcome: Some(trimmed(outcome)),
         }
@@ -530,6 +555,7 @@ fn errored(gate: &GateSpec, why: String, outcome: Option<serde_json::Value>) -> 
             max: gate.max.clone(),
         },
         findings: Vec::new(),
+        coverage: Vec::new(),
         reason: Some(why),
         outcome,
     }

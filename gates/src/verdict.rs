@@ -46,6 +46,9 @@ pub struct GateResult {
     pub metrics: BTreeMap<String, f64>,
     pub threshold: Threshold,
     pub findings: Vec<Finding>,
+    /// A coverage gate's lines per file, as its report gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<crate::coverage::FileCoverage>,
     /// Why the status is what it is, in words (an error's cause, a threshold missed).
     pub reason: Option<String>,
     /// The gate job's Outcome (stdout and stderr trimmed).
@@ -119,7 +122,9 @@ impl Verdict {
 }
 
 /// The status a gate's parsed findings and metrics earn against its thresholds: any finding of
-/// severity warning or worse fails it, as does a metric outside `min`/`max`.
+/// severity warning or worse fails it, as does a metric outside `min`/`max`. A threshold on a
+/// metric the output lacks is an error, except the `diff_` metrics, which exist only with
+/// `--changed-since`.
 pub fn judge(
     findings: &[Finding],
     metrics: &BTreeMap<String, f64>,
@@ -140,6 +145,7 @@ pub fn judge(
         .chain(threshold.max.iter().map(|(n, b)| (n, b, false)))
     {
         match metrics.get(name) {
+            None if name.starts_with("diff_") => {}
             None => {
                 return (
                     GateStatus::Error,

@@ -589,9 +589,22 @@ fn coverage_json_matches_coverage_report_total() {
         "the fixture leaves code untested: {line_percent}"
     );
     assert!(parsed.findings.is_empty());
+    // Per file: every file the run measured, with lines that ran and lines that did not.
+    assert!(
+        parsed
+            .coverage
+            .iter()
+            .any(|file| !file.missing_lines.is_empty()),
+        "{:?}",
+        parsed.coverage
+    );
+    assert!(parsed
+        .coverage
+        .iter()
+        .all(|file| !file.path.starts_with('/') && file.path.ends_with(".py")));
 
-    // The same data as Cobertura XML and LCOV reads the same (no branches measured here, so
-    // line_percent is statements in all three).
+    // The same data as Cobertura XML and LCOV reads the same, totals and lines per file (no
+    // branches measured here, so line_percent is statements in all three).
     let data = format!("--data-file={}/.coverage", out.path().display());
     for (format, file, kind) in [
         ("xml", "coverage.xml", parsers::ParserKind::Cobertura),
@@ -610,6 +623,7 @@ fn coverage_json_matches_coverage_report_total() {
             "{format}: {:?} vs {line_percent}",
             read.metrics
         );
+        assert_eq!(read.coverage, parsed.coverage, "{format}");
     }
 }
 

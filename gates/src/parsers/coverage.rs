@@ -4,13 +4,15 @@
 //! `pytest --cov` (which exits 1 when a test fails) or a JavaScript runner, and a missing or
 //! unreadable report is what says the run broke.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::generic::with_output;
-use super::junit::{parse_xml, read_report, reports};
-use super::{ParseError, Parsed, ToolRun};
+use super::junit::{parse_xml, read_report, reports, Element};
+use super::{relative_path, ParseError, Parsed, ToolRun};
+use crate::coverage::{percent, FileCoverage, LineHits};
 
 /// The report: `preferred` in `/out` if it is there, else the only other file with the
 /// extension that `accept` takes, else stdout (`coverage json -o -`).
@@ -54,20 +56,21 @@ fn find_report(
     )))
 }
 
-fn percent(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        100.0 * part / whole
-    } else {
-        // Nothing to cover is fully covered, as coverage.py reports it.
-        100.0
-    }
-}
-
 // --- coverage.py JSON --------------------------------------------------------------------------
 
 #[derive(Deserialize)]
 struct CoverageJson {
     totals: Totals,
+    #[serde(default)]
+    files: BTreeMap<String, FileLines>,
+}
+
+#[derive(Deserialize)]
+struct FileLines {
+    #[serde(default)]
+    executed_lines: Vec<u32>,
+    #[serde(default)]
+    missing_lines: Vec<u32>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +100,17 @@ pub fn coverage_json(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
     })?;
     let totals = report.totals;
     let mut parsed = Parsed::default();
+    let mut hits = LineHits::default();
+    for (path, lines) in &report.files {
+        let path = relative_path(run, path);
+        hits.file(&path);
+        for (lines, ran) in [(&lines.executed_lines, true), (&lines.missing_lines, false)] {
+            for line in lines {
+                hits.hit(&path, *line, ran);
+            }
+        }
+    }
+    parsed.coverage = hits.finish();
     parsed
         .metrics
         .insert("line_percent".to_owned(), totals.percent_covered);
@@ -142,6 +156,8 @@ pub fn lcov(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
     let mut records = 0;
     // Per record: LF/LH when given, else counted from DA.
     let mut record = Record::default();
+    let mut hits = LineHits::default();
+    let mut file = String::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         let (key, value) = line.split_once(':').unwrap_or((line, ""));
@@ -155,6 +171,8 @@ pub fn lcov(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
         };
         match key {
             "SF" => {
+                file = relative_path(run, value.trim());
+                hits.file(&file);
                 records += 1;
                 record = Record {
                     open: true,
@@ -166,10 +184,18 @@ pub fn lcov(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
             "BRF" => totals[2] += count()?,
             "BRH" => totals[3] += count()?,
             "DA" => {
-                let hits = value.split(',').nth(1).map(str::trim).unwrap_or("");
+                let mut fields = value.split(',').map(str::trim);
+                let line_number = fields.next().and_then(|n| n.parse::<u32>().ok());
+                let ran = fields
+                    .next()
+                    .and_then(|h| h.parse::<f64>().ok())
+                    .is_some_and(|h| h > 0.0);
                 record.da_found += 1.0;
-                if hits.parse::<f64>().is_ok_and(|h| h > 0.0) {
+                if ran {
                     record.da_hit += 1.0;
+                }
+                if let Some(line_number) = line_number.filter(|_| record.open) {
+                    hits.hit(&file, line_number, ran);
                 }
             }
             "end_of_record" => {
@@ -191,7 +217,10 @@ pub fn lcov(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
             format!("{source} has no `SF:` record"),
         ));
     }
-    let mut parsed = Parsed::default();
+    let mut parsed = Parsed {
+        coverage: hits.finish(),
+        ..Parsed::default()
+    };
     parsed
         .metrics
         .insert("line_percent".to_owned(), percent(totals[1], totals[0]));
@@ -259,7 +288,10 @@ pub fn cobertura(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
             format!("{source}: <coverage> has no line-rate"),
         )
     })?;
-    let mut parsed = Parsed::default();
+    let mut parsed = Parsed {
+        coverage: cobertura_files(run, &root),
+        ..Parsed::default()
+    };
     parsed.metrics.insert("line_percent".to_owned(), line);
     // coverage.py writes branch-rate="0" when it did not measure branches: only a report that
     // counted branches (or says nothing about how many) has a branch figure.
@@ -269,6 +301,54 @@ pub fn cobertura(run: &ToolRun<'_>) -> Result<Parsed, ParseError> {
         }
     }
     Ok(parsed)
+}
+
+/// Every `<class filename>`'s `<line number hits>`, the file found under the report's first
+/// `<source>` (coverage.py and most JavaScript tools name files relative to it).
+fn cobertura_files(run: &ToolRun<'_>, root: &Element) -> Vec<FileCoverage> {
+    let source = root
+        .child("sources")
+        .and_then(|sources| sources.child("source"))
+        .map(|source| source.text.trim().to_owned())
+        .unwrap_or_default();
+    let mut hits = LineHits::default();
+    let mut classes = Vec::new();
+    collect(root, "class", &mut classes);
+    for class in classes {
+        let Some(filename) = class.attribute("filename") else {
+            continue;
+        };
+        let joined = if source.is_empty() || Path::new(filename).is_absolute() {
+            PathBuf::from(filename)
+        } else {
+            Path::new(&source).join(filename)
+        };
+        let path = relative_path(run, &joined.to_string_lossy());
+        hits.file(&path);
+        let mut lines = Vec::new();
+        collect(class, "line", &mut lines);
+        for line in lines {
+            let number = line.attribute("number").and_then(|n| n.trim().parse().ok());
+            let ran = line
+                .attribute("hits")
+                .and_then(|h| h.trim().parse::<f64>().ok())
+                .is_some_and(|h| h > 0.0);
+            if let Some(number) = number {
+                hits.hit(&path, number, ran);
+            }
+        }
+    }
+    hits.finish()
+}
+
+fn collect<'a>(element: &'a Element, name: &str, found: &mut Vec<&'a Element>) {
+    for child in &element.children {
+        if child.name == name {
+            found.push(child);
+        } else {
+            collect(child, name, found);
+        }
+    }
 }
 
 #[cfg(test)]

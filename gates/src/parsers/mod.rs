@@ -83,6 +83,8 @@ pub struct Parsed {
     /// Numbers a gate's `min`/`max` thresholds apply to: `line_percent`, `tests`, `failures`,
     /// `errors`, `skipped`, ...
     pub metrics: BTreeMap<String, f64>,
+    /// Coverage reports: each file's lines that ran and did not.
+    pub coverage: Vec<crate::coverage::FileCoverage>,
 }
 
 #[derive(Debug, thiserror::Error)]
