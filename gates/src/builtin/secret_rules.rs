@@ -175,9 +175,22 @@ impl Rules {
         let placeholder = value.contains("${") || value.contains("{{") || value.starts_with('<');
         let url =
             (value.starts_with("http://") || value.starts_with("https://")) && !value.contains('@');
+        // Short English scores like a token ("base64 encoded random bytes" 3.74 bits/char,
+        // "change-me-in-production" 3.76), so, as gitleaks' generic rule does, a value with
+        // spaces is prose, and a generated token mixes at least two of lower case, upper case
+        // and digits.
+        let prose = value.chars().any(char::is_whitespace);
+        let classes = [
+            value.chars().any(|c| c.is_ascii_lowercase()),
+            value.chars().any(|c| c.is_ascii_uppercase()),
+            value.chars().any(|c| c.is_ascii_digit()),
+        ];
+        let mixed = classes.iter().filter(|has| **has).count() >= 2;
         value.chars().count() >= self.min_length
             && !placeholder
             && !url
+            && !prose
+            && mixed
             && shannon_entropy(value) >= self.entropy_threshold
     }
 
@@ -313,6 +326,24 @@ mod tests {
         let header = ["-----BEGIN", " RSA ", "PRIVATE KEY-----"].concat();
         let code = format!("if line == \"{header}\":\n    return parse_rest_of_the_file(handle)\n");
         assert!(rules.scan(&code).is_empty());
+    }
+
+    #[test]
+    fn english_is_not_a_secret_but_a_token_is() {
+        let rules = Rules::new(3.5, 16).unwrap();
+        for prose in [
+            "export SECRET_KEY=\"base64 encoded random bytes\"",
+            "secret_key = \"change-me-in-production\"",
+            "password = \"this is my password here\"",
+        ] {
+            assert!(rules.scan(prose).is_empty(), "{prose}");
+        }
+        for token in [
+            "api_key = \"q8Vt2LmZx9Rk4PwYc7Hs\"",
+            "secret = \"8f14e45fceea167a5a36dedd4bea2543\"",
+        ] {
+            assert_eq!(rules.scan(token).len(), 1, "{token}");
+        }
     }
 
     #[test]
