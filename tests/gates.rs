@@ -181,6 +181,9 @@ paths = ["src/**"]
     let first = gate(workspace.path(), &[]);
     assert_eq!(first.code, 1, "{first:?}");
     assert_eq!(first.gate("docs")["cached"], false);
+    // The cache keeps itself out of `git status`.
+    let ignore = std::fs::read_to_string(workspace.file(".sandbox/cache/.gitignore"));
+    assert!(ignore.is_ok_and(|text| text.lines().any(|l| l == "*")));
     let second = gate(workspace.path(), &[]);
     for name in ["docs", "code"] {
         assert_eq!(second.gate(name)["cached"], true, "{name}: {second:?}");
@@ -203,6 +206,25 @@ paths = ["src/**"]
     for name in ["docs", "code"] {
         assert_eq!(ignored.gate(name)["cached"], false, "{name}: {ignored:?}");
     }
+}
+
+/// Cargo gates run `--locked --offline`: without a Cargo.lock no retry helps, so it is a
+/// configuration error (2) saying what to run, not a tool error (3).
+#[test]
+fn a_crate_without_a_lock_file_is_told_what_to_run() {
+    let workspace = project(
+        "[[gate]]\nname = \"clippy\"\nuses = \"clippy\"\n[[gate]]\nname = \"ok\"\ncommand = [\"true\"]\n",
+    );
+    workspace.write(
+        "Cargo.toml",
+        "[package]\nname = \"c\"\nversion = \"0.1.0\"\n",
+    );
+    let ran = gate(workspace.path(), &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("cargo generate-lockfile"), "{ran:?}");
+    assert!(ran.stderr.contains("Cargo.lock"), "{ran:?}");
+    let skipped = gate(workspace.path(), &["--skip", "clippy"]);
+    assert_eq!(skipped.code, 0, "{skipped:?}");
 }
 
 /// A tool that could not read part of the tree has not passed it: ruff warns and exits 0 on an

@@ -90,13 +90,24 @@ impl Cache {
 
     /// Stores `result` atomically (a reader never sees half a file).
     pub fn put(&self, key: &str, result: &GateResult) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir)
+        self.create()
             .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
         let bytes = serde_json::to_vec(result).map_err(|e| e.to_string())?;
         let partial = self.dir.join(format!("{key}.json.{}", std::process::id()));
         std::fs::write(&partial, bytes)
             .and_then(|()| std::fs::rename(&partial, self.dir.join(format!("{key}.json"))))
             .map_err(|e| format!("writing {}: {e}", self.dir.display()))
+    }
+
+    /// The cache directory, with a `.gitignore` of `*` as ruff and pytest leave in theirs: the
+    /// cache is never something to commit, and `git status` should not offer it.
+    fn create(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(ignore, "# Created by sandbox: the gate cache.\n*\n")?;
+        }
+        Ok(())
     }
 
     /// What the tool says its version is. The tools are the host's own, installed by us, and
@@ -140,7 +151,11 @@ impl Cache {
             return Ok(text);
         }
         let answer = ask_version(command)?;
-        if std::fs::create_dir_all(self.dir.join("versions")).is_ok() {
+        if self
+            .create()
+            .and_then(|()| std::fs::create_dir_all(self.dir.join("versions")))
+            .is_ok()
+        {
             let partial = file.with_extension(std::process::id().to_string());
             if std::fs::write(&partial, &answer).is_ok() {
                 let _ = std::fs::rename(&partial, &file);

@@ -22,6 +22,33 @@ pub struct ProjectConfig {
     pub gates: Vec<GateSpec>,
 }
 
+impl ProjectConfig {
+    /// What the project must do before gate `names` can run at all, when a gate job could not
+    /// do it itself: cargo runs `--locked --offline`, so without a `Cargo.lock` every cargo
+    /// gate would fail as a tool error (exit 3, "retry"), where no retry helps.
+    pub fn unready(&self, workspace: &Path, names: &[&str]) -> Option<String> {
+        let locked: Vec<&str> = self
+            .gates
+            .iter()
+            .filter(|gate| names.contains(&gate.name.as_str()))
+            .filter(|gate| gate.command.first().is_some_and(|c| c == "cargo"))
+            .filter(|gate| gate.command.iter().any(|arg| arg == "--locked"))
+            .map(|gate| gate.name.as_str())
+            .collect();
+        let lock_file = workspace.join("Cargo.lock");
+        if locked.is_empty() || lock_file.exists() {
+            return None;
+        }
+        Some(format!(
+            "gate(s) {} run cargo --locked --offline (gate jobs have no network), and {} does \
+             not exist: run `cargo generate-lockfile && cargo fetch` in the project first, or \
+             skip them (--skip)",
+            locked.join(", "),
+            lock_file.display()
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Defaults {

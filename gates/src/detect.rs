@@ -43,6 +43,7 @@ pub fn init_text(workspace: &Path) -> String {
                 preset.name,
                 preset.name
             ));
+            text.push_str(&preset_keys(preset.name, workspace));
         }
     }
     if workspace.join("Dockerfile").exists() {
@@ -63,6 +64,77 @@ pub fn init_text(workspace: &Path) -> String {
     text
 }
 
+/// Keys (and commented knobs) a preset needs for this project to check what the project's own
+/// way of running the tool checks; found on real projects (benches/gates-trial.md).
+fn preset_keys(preset: &str, workspace: &Path) -> String {
+    let src_layout = python_src_layout(workspace);
+    let mut keys = String::new();
+    match preset {
+        "mypy" if mypy_config_names_files(workspace) => keys.push_str(
+            "# The project's mypy config names the files to check: no targets of our own.\n\
+             args = []\n",
+        ),
+        "bandit" if workspace.join("tests").is_dir() => keys.push_str(
+            "# bandit flags every `assert` (B101) in tests too; to leave tests out:\n\
+             # args = [\"-x\", \"./tests\", \".\"]\n",
+        ),
+        "pytest" | "coverage" if src_layout => {
+            keys.push_str("# A src/ layout: the package is imported from there.\n");
+            keys.push_str("env = { PYTHONPATH = \"src\" }\n");
+        }
+        _ => {}
+    }
+    if preset == "coverage" {
+        keys.push_str(
+            "# Runs the test suite again, measuring it. Without a `min` it never fails:\n\
+             # min = { line_percent = 80 }     # with --changed-since, also `diff_percent`\n",
+        );
+    }
+    keys
+}
+
+/// `src/<package>/__init__.py`: tests import the package, which is not installed in the tools'
+/// environment.
+fn python_src_layout(workspace: &Path) -> bool {
+    std::fs::read_dir(workspace.join("src")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|entry| entry.path().join("__init__.py").is_file())
+    })
+}
+
+/// Whether `[tool.mypy]` in pyproject.toml, or `[mypy]` in mypy.ini, .mypy.ini or setup.cfg,
+/// sets `files`: then mypy with a target of ours would check more than the project does.
+fn mypy_config_names_files(workspace: &Path) -> bool {
+    let pyproject = std::fs::read_to_string(workspace.join("pyproject.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| {
+            table
+                .get("tool")
+                .and_then(|tool| tool.get("mypy"))
+                .and_then(|mypy| mypy.get("files"))
+                .is_some()
+        });
+    pyproject
+        || ["mypy.ini", ".mypy.ini", "setup.cfg"].iter().any(|name| {
+            let Ok(text) = std::fs::read_to_string(workspace.join(name)) else {
+                return false;
+            };
+            let mut in_mypy = false;
+            text.lines().map(str::trim).any(|line| {
+                if line.starts_with('[') {
+                    in_mypy = line == "[mypy]";
+                    return false;
+                }
+                in_mypy
+                    && line
+                        .split_once('=')
+                        .is_some_and(|(key, _)| key.trim() == "files")
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -71,5 +143,45 @@ mod tests {
         let config = super::detect(dir.path());
         let names: Vec<&str> = config.gates.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["secrets"]);
+    }
+
+    /// itsdangerous's shape: a src layout, `[tool.mypy] files`, tests.
+    #[test]
+    fn a_python_project_gets_the_keys_its_own_tools_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "pyproject.toml",
+            "[project]\nname = \"p\"\n[tool.mypy]\nfiles = [\"src\"]\nstrict = true\n",
+        );
+        write("src/p/__init__.py", "");
+        write("tests/test_p.py", "");
+        let config = super::detect(dir.path());
+        let gate = |name: &str| config.gates.iter().find(|g| g.name == name).unwrap();
+        assert_eq!(
+            gate("mypy").command.last().map(String::as_str),
+            Some("--show-error-codes")
+        );
+        assert_eq!(gate("pytest").env["PYTHONPATH"], "src");
+        assert_eq!(gate("coverage").env["PYTHONPATH"], "src");
+        assert!(gate("ruff").env.is_empty());
+        assert_eq!(gate("bandit").command.last().map(String::as_str), Some("."));
+
+        write("pyproject.toml", "[project]\nname = \"p\"\n");
+        write(
+            "setup.cfg",
+            "[flake8]\nfiles = x\n[mypy]\nfiles = src, tests\n",
+        );
+        let config = super::detect(dir.path());
+        let mypy = config.gates.iter().find(|g| g.name == "mypy").unwrap();
+        assert_ne!(mypy.command.last().map(String::as_str), Some("."));
+        write("setup.cfg", "[flake8]\nfiles = x\n");
+        let config = super::detect(dir.path());
+        let mypy = config.gates.iter().find(|g| g.name == "mypy").unwrap();
+        assert_eq!(mypy.command.last().map(String::as_str), Some("."));
     }
 }

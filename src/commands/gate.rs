@@ -37,6 +37,16 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             ));
         }
     }
+    let chosen: Vec<&str> = config
+        .gates
+        .iter()
+        .map(|gate| gate.name.as_str())
+        .filter(|name| args.gates.only.is_empty() || args.gates.only.iter().any(|o| o == name))
+        .filter(|name| !args.gates.skip.iter().any(|s| s == name))
+        .collect();
+    if let Some(missing) = config.unready(&workspace, &chosen) {
+        return Ok(refuse(CONFIG_ERROR, &missing));
+    }
     let backend = backend_name(args.backend);
     let jobs = args.gates.jobs.or(config.defaults.jobs);
     // --staged: the gates run on the index written out to a directory of its own.
