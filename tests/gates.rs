@@ -437,6 +437,54 @@ fn presets_run_the_real_tools_in_gate_jobs() {
     assert_eq!(ran.gate("fmt")["status"], "fail", "{ran:?}");
 }
 
+/// `--backend docker`: tool gates run in containers of the host image (the tools bound
+/// read-only) and find what they find natively; built-in gates run our own host binary, so
+/// they stay native, and each gate's Outcome says where it ran.
+#[test]
+fn tool_gates_run_on_the_docker_backend_too() {
+    if tool("ruff").is_none() {
+        return;
+    }
+    if let Some(why) = common::Backend::Docker.unavailable() {
+        common::skip(&why);
+        return;
+    }
+    let dirty = fixture("python-defects");
+    dirty.write(
+        "sandbox.toml",
+        "[[gate]]\nname = \"lint\"\nuses = \"ruff\"\n[[gate]]\nname = \"secrets\"\nuses = \"secret-scan\"\n",
+    );
+    let native = gate(dirty.path(), &["--no-cache"]);
+    let docker = sandbox(
+        dirty.path(),
+        &[
+            "gate",
+            "--backend",
+            "docker",
+            "--output",
+            "json",
+            "--no-cache",
+        ],
+    );
+    assert_eq!(docker.code, 1, "{docker:?}");
+    assert_eq!(docker.gate("lint")["status"], "fail", "{docker:?}");
+    assert_eq!(
+        docker.gate("lint")["outcome"]["backend"],
+        "docker",
+        "{docker:?}"
+    );
+    assert_eq!(
+        unused_imports(&docker),
+        unused_imports(&native),
+        "{docker:?}"
+    );
+    assert_eq!(
+        docker.gate("secrets")["outcome"]["backend"],
+        "native",
+        "{docker:?}"
+    );
+}
+
 /// `path:line` of each unused-import finding of the `lint` gate.
 fn unused_imports(ran: &Ran) -> Vec<String> {
     ran.gate("lint")["findings"]
