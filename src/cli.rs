@@ -84,6 +84,13 @@ pub struct GateSelection {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Also write the proof of this change into DIR (new or empty): the patch, the Outcome,
+    /// the Verdict, a Markdown summary, the audit record, and manifest.json with their hashes.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// The author's rationale, copied into the bundle as note.md.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub note: Option<PathBuf>,
     #[command(flatten)]
     pub gates: GateSelection,
     #[command(flatten)]

@@ -297,6 +297,103 @@ command = ["sh", "-c", "! grep -rn TODO --include=*.txt ."]
     assert!(!workspace.file("later.txt").exists());
 }
 
+/// `check --bundle` leaves the proof of the change in one directory: patch, Outcome, Verdict,
+/// summary, the audit record (the one the log holds), the note, and a manifest of them all. A
+/// directory that is not empty is refused before the job runs.
+#[test]
+fn check_bundle_holds_the_proof_of_the_change() {
+    let workspace = project("[[gate]]\nname = \"ok\"\ncommand = [\"true\"]\n");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let bundle = scratch.path().join("bundle");
+    let log = scratch.path().join("audit.jsonl");
+    let note = scratch.path().join("why.md");
+    std::fs::write(&note, "Adds a greeting, because tests need one.\n").expect("note");
+    let args = |bundle: &Path| {
+        vec![
+            "check".to_owned(),
+            "--backend".into(),
+            "native".into(),
+            "--output".into(),
+            "json".into(),
+            "--audit".into(),
+            log.display().to_string(),
+            "--bundle".into(),
+            bundle.display().to_string(),
+            "--note".into(),
+            note.display().to_string(),
+            "--".into(),
+            "sh".into(),
+            "-c".into(),
+            "echo hello > greeting.txt".into(),
+        ]
+    };
+    let owned = args(&bundle);
+    let ran = sandbox(
+        workspace.path(),
+        &owned.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let read = |name: &str| std::fs::read_to_string(bundle.join(name)).unwrap_or_default();
+    let manifest: Value = serde_json::from_str(&read("manifest.json")).expect("manifest");
+    let names: Vec<&str> = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "audit-record.json",
+            "change.patch",
+            "note.md",
+            "outcome.json",
+            "summary.md",
+            "verdict.json"
+        ],
+        "{manifest}"
+    );
+    for file in manifest["files"].as_array().expect("files") {
+        let name = file["name"].as_str().unwrap_or("");
+        assert_eq!(file["bytes"], read(name).len(), "{name}");
+    }
+    assert!(
+        read("change.patch").contains("+hello"),
+        "{}",
+        read("change.patch")
+    );
+    assert!(read("change.patch").contains("greeting.txt"));
+    assert_eq!(
+        read("note.md"),
+        "Adds a greeting, because tests need one.\n"
+    );
+    let verdict: Value = serde_json::from_str(&read("verdict.json")).expect("verdict");
+    assert_eq!(verdict, ran.verdict);
+    let outcome: Value = serde_json::from_str(&read("outcome.json")).expect("outcome");
+    assert_eq!(outcome, ran.verdict["job"]);
+    assert!(read("summary.md").contains("ok"));
+    // The record is the log's: its hash is the head the chain check reports.
+    let record: Value = serde_json::from_str(&read("audit-record.json")).expect("record");
+    assert_eq!(manifest["audit"]["hash"], record["hash"]);
+    let verify = Command::new(SANDBOX)
+        .args(["audit", "verify", "--output", "json"])
+        .arg(&log)
+        .output()
+        .expect("verify");
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap_or(Value::Null);
+    assert_eq!(report["head"], record["hash"], "{report}");
+
+    // The bundle directory now holds files: refused (2) before the job could run.
+    let owned = args(&bundle);
+    let mut again: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let last = again.len() - 1;
+    again[last] = "echo again > again.txt";
+    let ran = sandbox(workspace.path(), &again);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("not empty"), "{ran:?}");
+    assert!(!workspace.file("again.txt").exists());
+}
+
 #[test]
 fn init_writes_the_detected_gates_and_keeps_an_existing_file() {
     let workspace = Workspace::new();

@@ -3,6 +3,7 @@
 //! result collapses into one Verdict.
 
 pub mod builtin;
+pub mod bundle;
 pub mod cache;
 pub mod config;
 pub mod coverage;

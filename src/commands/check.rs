@@ -14,7 +14,12 @@ use crate::cli::{CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let CheckArgs { gates, exec } = args;
+    let CheckArgs {
+        gates,
+        exec,
+        bundle,
+        note,
+    } = args;
     let GateSelection {
         config,
         only,
@@ -34,6 +39,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         ));
     }
     overrides.workspace_mode = Some(WorkspaceMode::Scratch);
+    if let Some(dir) = &bundle {
+        if let Err(error) = sandbox_gates::bundle::prepare(dir) {
+            return Ok(refuse(CONFIG_ERROR, &error.to_string()));
+        }
+        if let Some(note) = note.as_deref().filter(|note| !note.is_file()) {
+            return Ok(refuse(
+                CONFIG_ERROR,
+                &format!("--note {}: no such file", note.display()),
+            ));
+        }
+        // The job writes its patch straight into the bundle unless --diff puts it elsewhere.
+        if overrides.diff.is_none() {
+            overrides.diff = Some(dir.join(sandbox_gates::bundle::PATCH));
+        }
+    }
     let spec = JobSpec::new(
         &resolved,
         overrides,
@@ -91,11 +111,28 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     if let Some(held) = held {
         held.settle(&mut outcome, veto)?;
     }
-    audit::append(&audit_log, &audit::record_for(&outcome))?;
+    let appended = audit::append(&audit_log, &audit::record_for(&outcome))?;
     if !job_passed {
         verdict.status = VerdictStatus::Fail;
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     verdict.job = Some(serde_json::to_value(&outcome)?);
+    if let Some(dir) = &bundle {
+        let record = audit::read(&audit_log)?
+            .into_iter()
+            .filter_map(|entry| entry.record.ok())
+            .find(|record| record["hash"] == appended.hash.as_str());
+        let contents = sandbox_gates::bundle::Contents {
+            verdict: &verdict,
+            summary_markdown: &gate::summary(&verdict),
+            patch_elsewhere: exec.diff.as_deref(),
+            audit_record: record,
+            audit_log: Some(&audit_log),
+            note: note.as_deref(),
+        };
+        if let Err(error) = sandbox_gates::bundle::write(dir, &contents) {
+            return Ok(refuse(INFRASTRUCTURE_ERROR, &error.to_string()));
+        }
+    }
     gate::report(&verdict, exec.output, exec.result.as_deref())
 }

@@ -243,7 +243,7 @@ fn cores() -> usize {
 }
 
 /// The terminal view: a table of gates, then the worst findings with file:line.
-fn summary(verdict: &Verdict) -> String {
+pub(super) fn summary(verdict: &Verdict) -> String {
     let mut text = format!(
         "{:<16} {:<9} {:<8} {:>8} {:>9}\n",
         "gate", "kind", "status", "findings", "time"
