@@ -115,6 +115,12 @@ pub fn settle(
                     report.failed.len() + report.not_attempted.len(),
                     changes.entries.len()
                 ));
+                // The job did its part, the sandbox could not deliver it (a full disk, a
+                // workspace changed meanwhile): 0 would tell the caller the work landed.
+                if outcome.exit_code == 0 {
+                    outcome.status = Status::SandboxError;
+                    outcome.exit_code = 125;
+                }
             }
             outcome.workspace.write_back = Some(report);
         }

@@ -85,13 +85,24 @@ impl CgroupHost {
                 .ancestors()
                 .find(|dir| dir.exists())
                 .unwrap_or(Path::new("/"));
-            if nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_err() {
-                return Err(format!(
-                    "{} is not writable by uid {}: the host does not delegate cgroups to this \
-                     user (run as root, or under `systemd-run --user --scope -p Delegate=yes`)",
-                    existing.display(),
-                    nix::unistd::geteuid()
-                ));
+            match nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::EROFS) => {
+                    return Err(format!(
+                        "{} is on a read-only filesystem: the cgroup hierarchy is mounted \
+                         read-only here (in a container, ask for a writable cgroup mount)",
+                        existing.display()
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "{} is not writable by uid {}: the host does not delegate cgroups to \
+                         this user (run as root, or under `systemd-run --user --scope -p \
+                         Delegate=yes`)",
+                        existing.display(),
+                        nix::unistd::geteuid()
+                    ))
+                }
             }
         }
         Ok(())

@@ -2,12 +2,13 @@
 //!
 //! The workspace belongs to the user and the content to the job, so nothing here trusts a
 //! path: every directory is resolved from the workspace's descriptor with `openat2` refusing
-//! symlinks, every file is replaced by an fsynced temp file renamed over it, and a failure
-//! fails that path only.
+//! symlinks, and every file is replaced by an fsynced copy renamed over it. The copies are
+//! made first, all of them (`stage`): a full disk or a changed view then writes back nothing
+//! at all. After that, a failure (rare: the workspace changed under us) fails that path only.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::changes::{Change, ChangeKind, ChangeSet, FileType};
+use super::stage::{copy_checked, Stage};
 use super::sys::Root;
 use super::WorkspaceError;
 
@@ -129,6 +131,24 @@ pub fn commit(changes: &ChangeSet, view: &Path, workspace: &Path) -> CommitRepor
         }
     };
 
+    let mut stage = match Stage::fill(&workspace, &view, &changes.entries) {
+        Ok(stage) => stage,
+        Err((path, error)) => {
+            return CommitReport {
+                not_attempted: paths.into_iter().map(str::to_string).collect(),
+                aborted: Some(format!(
+                    "nothing was written back: copying {} into the workspace's filesystem \
+                     failed: {error}",
+                    if path.is_empty() {
+                        "the change set"
+                    } else {
+                        &path
+                    }
+                )),
+                ..CommitReport::default()
+            }
+        }
+    };
     let mut errors: HashMap<&str, WorkspaceError> = HashMap::new();
     for (step, index) in plan(&changes.entries) {
         let change = &changes.entries[index];
@@ -140,7 +160,7 @@ pub fn commit(changes: &ChangeSet, view: &Path, workspace: &Path) -> CommitRepor
         let result = match step {
             Step::Remove => remove(&workspace, change),
             Step::MakeDir => make_dir(&workspace, change),
-            Step::Write => write(&workspace, &view, change),
+            Step::Write => write(&workspace, &view, &mut stage, index, change),
             Step::SetDirMode => set_mode(&workspace, change, dir_mode(change)),
         };
         if let Err(error) = result {
@@ -194,12 +214,54 @@ fn make_dir(workspace: &Root, change: &Change) -> Result<(), WorkspaceError> {
     }
 }
 
-fn write(workspace: &Root, view: &Root, change: &Change) -> Result<(), WorkspaceError> {
+fn write(
+    workspace: &Root,
+    view: &Root,
+    stage: &mut Stage,
+    index: usize,
+    change: &Change,
+) -> Result<(), WorkspaceError> {
     match change.file_type {
-        FileType::File if change.writes_content() => write_file(workspace, view, change),
+        FileType::File if change.writes_content() => {
+            install_file(workspace, view, stage, index, change)
+        }
         FileType::File => set_mode(workspace, change, file_mode(change)),
         FileType::Symlink => write_symlink(workspace, view, change),
         FileType::Dir => Ok(()),
+    }
+}
+
+/// Renames the staged copy over the target, with the owner of what it replaces and the
+/// change's mode. A target directory on another filesystem (a mount inside the workspace)
+/// cannot take a rename from the stage: that file is copied beside its target instead.
+fn install_file(
+    workspace: &Root,
+    view: &Root,
+    stage: &mut Stage,
+    index: usize,
+    change: &Change,
+) -> Result<(), WorkspaceError> {
+    let Some(staged) = stage.staged(index).map(str::to_owned) else {
+        return write_file(workspace, view, change);
+    };
+    let (dir, name) = workspace.parent(&change.path)?;
+    let owner = owner_of(&dir, name, workspace, change)?;
+    chown_at(&stage.dir, &staged, owner, workspace, change)?;
+    // After the chown, which clears set-id bits; and explicit, so the umask does not apply.
+    fchmodat(
+        &stage.dir,
+        staged.as_str(),
+        Mode::from_bits_truncate(file_mode(change)),
+        FchmodatFlags::NoFollowSymlink,
+    )
+    .map_err(|errno| sys_at("fchmodat(staged copy of)", workspace, change, errno))?;
+    match nix::fcntl::renameat(&stage.dir, staged.as_str(), &dir, name) {
+        Ok(()) => {
+            stage.installed(index);
+            sync_dir(&dir, workspace, change)
+        }
+        Err(Errno::EXDEV) => write_file(workspace, view, change),
+        Err(errno) => Err(sys_at("renameat", workspace, change, errno)),
     }
 }
 
@@ -207,43 +269,11 @@ fn write(workspace: &Root, view: &Root, change: &Change) -> Result<(), Workspace
 /// change set describes, fsyncs it and renames it over the target: the workspace holds the old
 /// file or the new one, never half of one.
 fn write_file(workspace: &Root, view: &Root, change: &Change) -> Result<(), WorkspaceError> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-    let mut source = File::from(view.open_beneath(&change.path, flags, Mode::empty())?);
-    let view_changed = |detail: &str| WorkspaceError::ViewChanged {
-        view: view.path().to_path_buf(),
-        path: change.path.clone(),
-        detail: detail.to_string(),
-    };
-    let read_error = |error| WorkspaceError::read("read", view.path().join(&change.path), error);
-    if !source.metadata().map_err(read_error)?.is_file() {
-        return Err(view_changed("it is no longer a regular file"));
-    }
-
     let (dir, name) = workspace.parent(&change.path)?;
     let owner = owner_of(&dir, name, workspace, change)?;
     let (temp, target) = Temp::file(&dir, name, workspace, change)?;
     let mut target = File::from(target);
-    let write_error =
-        |error| WorkspaceError::read("write", workspace.path().join(&temp.name), error);
-
-    let mut hasher = blake3::Hasher::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
-            Err(error) => return Err(read_error(error)),
-        };
-        hasher.update(&buf[..n]);
-        target.write_all(&buf[..n]).map_err(write_error)?;
-        size += n as u64;
-    }
-    let hash = format!("blake3:{}", hasher.finalize().to_hex());
-    if size != change.bytes || Some(hash.as_str()) != change.content_hash.as_deref() {
-        return Err(view_changed("its content differs"));
-    }
+    copy_checked(view, change, &mut target, workspace.path().join(&temp.name))?;
 
     let temp_path = || workspace.path().join(&temp.name);
     let stat = fstat(&target).map_err(|errno| WorkspaceError::sys("fstat", temp_path(), errno))?;

@@ -16,6 +16,7 @@
 mod changes;
 mod commit;
 mod patch;
+mod stage;
 mod sys;
 mod walk;
 

@@ -155,11 +155,18 @@ fn commit_does_not_write_through_a_symlink_the_job_made() {
         ],
         skipped: Vec::new(),
     };
+    // Copying `esc/pwn` out of the view refuses the symlink, before the workspace is touched:
+    // nothing at all is written back, not even `esc`.
     let report = commit(&changes, view.path(), workspace.path());
-    assert_eq!(names(&report), (vec!["esc"], vec!["esc/pwn"]));
-    assert!(report.failed[0]
-        .error
-        .contains("refusing to follow a symlink"));
+    assert_eq!(names(&report), (vec![], vec![]));
+    assert_eq!(report.not_attempted, ["esc", "esc/pwn"]);
+    let aborted = report.aborted.unwrap_or_default();
+    assert!(aborted.contains("esc/pwn"), "{aborted}");
+    assert!(
+        aborted.contains("refusing to follow a symlink"),
+        "{aborted}"
+    );
+    assert_eq!(std::fs::read_dir(workspace.path()).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     assert_eq!(
         std::fs::read_to_string(outside.path().join("pwn")).unwrap(),
@@ -179,23 +186,19 @@ fn content_changed_in_the_view_after_the_diff_is_not_written() {
     );
     let root = run.original.path();
     let before = std::fs::read(root.join("src/lib.rs")).unwrap();
+    // All or nothing: the one file that does not match stops the whole write-back before the
+    // workspace is touched.
     let report = commit(&run.changes, run.copy.path(), root);
-    assert_eq!(
-        names(&report),
-        (
-            vec![
-                "added",
-                "added/deep",
-                "added/deep/x.txt",
-                "added/empty.txt",
-                "src/new.rs"
-            ],
-            vec!["src/lib.rs"]
-        )
+    assert_eq!(names(&report), (vec![], vec![]));
+    assert_eq!(report.not_attempted.len(), run.changes.entries.len());
+    let aborted = report.aborted.unwrap_or_default();
+    assert!(aborted.contains("src/lib.rs"), "{aborted}");
+    assert!(
+        aborted.contains("no longer matches the change set"),
+        "{aborted}"
     );
-    assert!(report.failed[0]
-        .error
-        .contains("no longer matches the change set"));
+    assert!(!root.join("src/new.rs").exists());
+    assert!(!root.join("added").exists());
     assert_eq!(std::fs::read(root.join("src/lib.rs")).unwrap(), before);
     assert!(
         temp_files(&root.join("src")).is_empty(),
