@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use sandbox_gates::report::{self, Context};
 use sandbox_gates::runner::Selection;
 use sandbox_gates::{Verdict, VerdictStatus};
 use sandbox_runtime::profile::{self, WorkspaceMode};
@@ -14,7 +15,14 @@ use crate::cli::{CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let CheckArgs { gates, exec } = args;
+    let CheckArgs {
+        gates,
+        report,
+        exec,
+    } = args;
+    if let Err(message) = gate::report_dirs(&report) {
+        return Ok(refuse(CONFIG_ERROR, &message));
+    }
     let GateSelection {
         config,
         only,
@@ -59,7 +67,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
-    let gates = match (&held, job_passed) {
+    let (gates, tools) = match (&held, job_passed) {
         (Some(held), true) => {
             // Results are cached in the project, not in the view that is about to go.
             let runner = match gate::runner(
@@ -72,13 +80,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            runner.run(&project, &Selection { only, skip }).gates
+            let gates = runner.run(&project, &Selection { only, skip }).gates;
+            (gates, report::tools(&project, runner.cache.as_ref()))
         }
-        _ => project
-            .gates
-            .iter()
-            .map(|gate| sandbox_gates::runner::skipped(gate, "the job did not succeed"))
-            .collect(),
+        _ => (
+            project
+                .gates
+                .iter()
+                .map(|gate| sandbox_gates::runner::skipped(gate, "the job did not succeed"))
+                .collect(),
+            report::tools(&project, None),
+        ),
     };
     let mut verdict = Verdict::new(gates, 0.0, None);
     let veto = if !job_passed {
@@ -97,5 +109,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     verdict.job = Some(serde_json::to_value(&outcome)?);
-    gate::report(&verdict, exec.output, exec.result.as_deref())
+    let context = Context {
+        // The findings are on the job's view; once it is gone, the project has those lines
+        // only if the changes were written back.
+        workspace: outcome.workspace.committed.then(|| spec.workspace.clone()),
+        tools,
+        colour: false,
+    };
+    gate::report(
+        &verdict,
+        context,
+        &report,
+        exec.output,
+        exec.result.as_deref(),
+    )
 }

@@ -29,18 +29,20 @@ color-scheme:light dark;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sa
 --skipped:#9198a1;--note:#4493f8}}
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:72rem;padding:1rem;background:var(--bg);color:var(--fg);
-line-height:1.45;overflow-wrap:anywhere}
+line-height:1.45}
+p,td,summary{overflow-wrap:anywhere}
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.6rem 0 .5rem;
 border-bottom:1px solid var(--line);padding-bottom:.25rem}
 .muted,.ln,.gate{color:var(--muted)}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.92rem}
 th,td{border-bottom:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top}
-td.n,th.n{text-align:right;white-space:nowrap}
+th,td.w{white-space:nowrap}td.n,th.n{text-align:right;white-space:nowrap}
 .badge{display:inline-block;border-radius:1em;padding:0 .6em;font-weight:600;color:#fff;
-font-size:.85em;text-transform:uppercase}
-.pass{background:var(--pass)}.fail{background:var(--fail)}.error{background:var(--error)}
-.skipped{background:var(--skipped)}.warning{background:var(--error)}.note{background:var(--note)}
+font-size:.85em;text-transform:uppercase;white-space:nowrap}
+.pass{background:var(--pass)}.fail,.sev-error{background:var(--fail)}
+.error,.sev-warning{background:var(--error)}.skipped{background:var(--skipped)}
+.sev-note{background:var(--note)}
 .missed{color:var(--fail);font-weight:600}
 details{border:1px solid var(--line);border-radius:6px;margin:.6rem 0;padding:.3rem .6rem}
 summary{cursor:pointer;font-weight:600}
@@ -55,6 +57,10 @@ pre span.hit{background:var(--hl)}
 border:1px solid var(--line);border-radius:3px;vertical-align:middle;margin-right:.4rem}
 .bar span{display:block;height:100%;background:var(--pass)}
 ul{padding-left:1.2rem}
+@media (max-width:40rem){table.cards,.cards tbody,.cards tr,.cards td{display:block}
+.cards thead{display:none}.cards tr{border-bottom:1px solid var(--line);padding:.4rem 0}
+.cards td,.cards td.n{border:0;padding:.1rem .2rem;text-align:left;white-space:normal}
+.cards td[data-label]::before{content:attr(data-label) ': ';color:var(--muted)}}
 ";
 
 pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
@@ -95,7 +101,7 @@ pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
 
 fn gates(page: &mut String, verdict: &Verdict, context: &Context) {
     page.push_str(
-        "<section id=\"gates\">\n<h2>Gates</h2>\n<div class=\"scroll\"><table>\n<thead><tr>\
+        "<section id=\"gates\">\n<h2>Gates</h2>\n<div class=\"scroll\"><table class=\"cards\">\n<thead><tr>\
          <th>gate</th><th>kind</th><th>status</th><th class=\"n\">findings</th><th>metrics</th>\
          <th class=\"n\">time</th><th>tool</th></tr></thead>\n<tbody>\n",
     );
@@ -128,8 +134,11 @@ fn gates(page: &mut String, verdict: &Verdict, context: &Context) {
         let status = gate.status.as_str();
         let _ = writeln!(
             page,
-            "<tr><td>{}{reason}</td><td>{}</td><td><span class=\"badge {status}\">{status}</span>\
-             </td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><td><strong>{}</strong>{reason}</td><td class=\"w\" data-label=\"kind\">{}</td>\
+             <td><span class=\"badge {status}\">{status}</span></td>\
+             <td class=\"n\" data-label=\"findings\">{}</td><td class=\"w\">{}</td>\
+             <td class=\"n\" data-label=\"time\">{}</td><td class=\"w\" data-label=\"tool\">{}</td>\
+             </tr>",
             esc(&gate.name),
             gate.kind.as_str(),
             gate.findings.len(),
@@ -261,18 +270,17 @@ fn findings(page: &mut String, verdict: &Verdict, context: &Context) {
 fn one_finding(page: &mut String, finding: &Finding, lines: Option<&[String]>) {
     let severity = finding.severity.as_str();
     let at = match (finding.line, finding.column) {
-        (Some(line), Some(column)) => format!("line {line}, column {column}"),
-        (Some(line), None) => format!("line {line}"),
+        (Some(line), Some(column)) => format!(" · line {line}, column {column}"),
+        (Some(line), None) => format!(" · line {line}"),
         _ => String::new(),
     };
     let _ = writeln!(
         page,
-        "<div class=\"finding\"><p><span class=\"badge {severity}\">{severity}</span> \
-         <code>{}</code> {} <span class=\"gate\">{} · {}</span></p>",
+        "<div class=\"finding\"><p><span class=\"badge sev-{severity}\">{severity}</span> \
+         <code>{}</code> {} <span class=\"gate\">{}{at}</span></p>",
         esc(&finding.rule),
         esc(&finding.message),
         esc(&finding.gate),
-        at
     );
     if let (Some(lines), Some(first)) = (lines, finding.line.filter(|line| *line >= 1)) {
         let last = finding
@@ -317,7 +325,7 @@ fn coverage(page: &mut String, verdict: &Verdict) {
     for gate in gates {
         let _ = writeln!(
             page,
-            "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<thead><tr><th>file</th>\
+            "<h3>{}</h3>\n<div class=\"scroll\"><table class=\"cards\">\n<thead><tr><th>file</th>\
              <th class=\"n\">covered</th><th class=\"n\">lines</th><th>missing lines</th>\
              </tr></thead>\n<tbody>",
             esc(&gate.name)
@@ -335,7 +343,8 @@ fn file_row(page: &mut String, file: &FileCoverage) {
     let _ = writeln!(
         page,
         "<tr><td>{}</td><td class=\"n\"><span class=\"bar\"><span style=\"width:{:.1}%\"></span>\
-         </span>{}%</td><td class=\"n\">{}/{}</td><td>{}</td></tr>",
+         </span>{}%</td><td class=\"n\" data-label=\"lines run\">{}/{}</td>\
+         <td data-label=\"missing\">{}</td></tr>",
         esc(&file.path),
         percent.clamp(0.0, 100.0),
         number(percent),
@@ -551,9 +560,9 @@ mod tests {
             "workspace": {"committed": false, "added": ["new&.txt"], "modified": [], "deleted": []}
         }));
         let page = render(&verdict, &context());
-        assert!(page.contains("<td>src/a&amp;b.py</td>"), "{page}");
+        assert!(page.contains("<tr><td>src/a&amp;b.py</td>"), "{page}");
         assert!(
-            page.contains("33.33%</td><td class=\"n\">2/6</td><td>3–5, 9</td>"),
+            page.contains("33.33%</td><td class=\"n\" data-label=\"lines run\">2/6</td><td data-label=\"missing\">3–5, 9</td>"),
             "{page}"
         );
         assert!(

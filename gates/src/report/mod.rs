@@ -229,6 +229,8 @@ pub(crate) fn number(value: f64) -> String {
 pub(crate) fn time(gate: &GateResult) -> String {
     if gate.cached {
         "cached".to_owned()
+    } else if gate.duration_ms < 1000.0 {
+        format!("{:.0}ms", gate.duration_ms)
     } else {
         format!("{:.1}s", gate.duration_ms / 1000.0)
     }

@@ -37,9 +37,14 @@ pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
         text.push_str("\n\nfindings (worst first):\n");
     }
     for finding in findings.iter().take(LISTED) {
+        let at = place(finding);
         text.push_str(&format!(
-            "  {} {} {} [{}]\n",
-            one_line(&place(finding)),
+            "  {}{} {} [{}]\n",
+            if at.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", one_line(&at))
+            },
             paint.severity(finding.severity, &one_line(&finding.rule)),
             one_line(&finding.message),
             one_line(&finding.gate)
@@ -168,6 +173,10 @@ mod tests {
         let note = text.lines().find(|l| l.contains("E,1")).unwrap();
         assert!(note.contains("50% done: a, b note: c [lint]"), "{note}");
         assert!(text.contains("  src/a&b.py:1 F401 `os` imported but unused [lint]"));
+        assert!(
+            text.contains("\n  global no place at all [lint]\n"),
+            "{text}"
+        );
         assert!(text.contains("\ntypes: `mypy` crashed"), "{text}");
         assert!(text.contains("verdict: fail"), "{text}");
     }
