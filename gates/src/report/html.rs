@@ -251,8 +251,12 @@ fn findings(page: &mut String, verdict: &Verdict, context: &Context) {
             findings.len()
         );
         let lines = path.and_then(|path| sources.lines(path));
-        for finding in findings {
-            one_finding(page, finding, lines);
+        for (index, finding) in findings.iter().enumerate() {
+            // Findings on the same lines (ruff and mypy on one undefined name) share one
+            // snippet, shown after the last of them.
+            let same_lines = |next: &&Finding| span(next) == span(finding);
+            let snippet = !findings.get(index + 1).is_some_and(same_lines);
+            one_finding(page, finding, lines.filter(|_| snippet));
         }
         page.push_str("</details>\n");
     }
@@ -282,11 +286,7 @@ fn one_finding(page: &mut String, finding: &Finding, lines: Option<&[String]>) {
         esc(&finding.message),
         esc(&finding.gate),
     );
-    if let (Some(lines), Some(first)) = (lines, finding.line.filter(|line| *line >= 1)) {
-        let last = finding
-            .end_line
-            .filter(|end| *end >= first)
-            .unwrap_or(first);
+    if let (Some(lines), Some((first, last))) = (lines, span(finding)) {
         let from = first.saturating_sub(CONTEXT).max(1);
         let to = last.saturating_add(CONTEXT);
         let shown: Vec<(u32, &String)> = (from..=to)
@@ -310,6 +310,16 @@ fn one_finding(page: &mut String, finding: &Finding, lines: Option<&[String]>) {
         }
     }
     page.push_str("</div>\n");
+}
+
+/// The lines a finding is on: first and last, when it has a line.
+fn span(finding: &Finding) -> Option<(u32, u32)> {
+    let first = finding.line.filter(|line| *line >= 1)?;
+    let last = finding
+        .end_line
+        .filter(|end| *end >= first)
+        .unwrap_or(first);
+    Some((first, last))
 }
 
 fn coverage(page: &mut String, verdict: &Verdict) {
@@ -510,10 +520,34 @@ mod tests {
         let snippet = &xss[..xss.find("</pre>").unwrap()];
         assert!(snippet.contains(">5</span>w = 3"), "{snippet}");
         assert!(!snippet.contains("last = 4"), "{snippet}");
+        assert_eq!(
+            page.matches("<pre>").count(),
+            2,
+            "one snippet per finding with a line"
+        );
         // Grouped by file, the placeless one last.
         let file = page.find("<summary>src/a&amp;b.py").unwrap();
         let none = page.find("<summary>(no file)").unwrap();
         assert!(file < none);
+    }
+
+    #[test]
+    fn findings_on_the_same_lines_share_one_snippet() {
+        let dir = workspace();
+        let mut context = context();
+        context.workspace = Some(dir.path().to_owned());
+        let mut verdict = verdict();
+        let mut twin = verdict.gates[0].findings[0].clone();
+        twin.rule = "name-defined".into();
+        verdict.gates[0].findings.insert(1, twin);
+        let page = render(&verdict, &context);
+        assert_eq!(page.matches("<pre>").count(), 2, "{page}");
+        let twin = page.find("<code>name-defined</code>").unwrap();
+        let f401 = page.find("<code>F401</code>").unwrap();
+        let snippet = page
+            .find("<pre><span class=\"row hit\"><span class=\"ln\">1<")
+            .unwrap();
+        assert!(f401.max(twin) < snippet, "the snippet comes after both");
     }
 
     #[test]
