@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sandbox_gates::report::{Format, ReportError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,44 @@ pub struct GateSelection {
     pub jobs: Option<usize>,
 }
 
+/// How the Verdict is printed, and which report files are written: shared by `gate` and
+/// `check`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// What to print: json, sarif, junit, github, markdown, html or text (default: text on a
+    /// terminal, else json). `github` prints workflow annotations and appends a Markdown
+    /// summary to $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Also write the Verdict as FORMAT to PATH (repeatable): --report sarif=gates.sarif
+    /// --report html=gates.html. Each file is replaced whole, never left half-written.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    pub reports: Vec<ReportFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportFile {
+    pub format: Format,
+    pub path: PathBuf,
+}
+
+fn parse_format(name: &str) -> Result<Format, String> {
+    name.parse().map_err(|error: ReportError| error.to_string())
+}
+
+fn parse_report(value: &str) -> Result<ReportFile, String> {
+    let (format, path) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not FORMAT=PATH (e.g. sarif=gates.sarif)"))?;
+    if path.is_empty() {
+        return Err(format!("`{value}` names no file after `=`"));
+    }
+    Ok(ReportFile {
+        format: parse_format(format)?,
+        path: PathBuf::from(path),
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Also write the proof of this change into DIR (new or empty): the patch, the Outcome,
@@ -93,6 +132,8 @@ pub struct CheckArgs {
     pub note: Option<PathBuf>,
     #[command(flatten)]
     pub gates: GateSelection,
+    #[command(flatten)]
+    pub report: ReportArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -117,9 +158,11 @@ pub struct GateArgs {
     pub fix: bool,
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
-    /// `text` prints a table of gates and the worst findings; `json` the Verdict.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// The older spelling of `--format text|json`.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
     /// Also write the Verdict (JSON) to this file.
     #[arg(long)]
     pub result: Option<PathBuf>,
@@ -226,9 +269,10 @@ pub struct ExecArgs {
     /// Bind a host path into the job read-only: --ro-bind SRC:DEST (repeatable).
     #[arg(long = "ro-bind", value_name = "SRC:DEST")]
     pub ro_bind: Vec<String>,
-    /// `text` streams the job's output live; `json` captures it and prints the Outcome.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    /// `text` (the default) streams the job's output live; `json` captures it and prints the
+    /// Outcome. For `check`, the older spelling of `--format text|json`.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
     /// Also write the Outcome (JSON) to this file.
     #[arg(long)]
     pub result: Option<PathBuf>,

@@ -110,6 +110,12 @@ impl Cache {
         Ok(())
     }
 
+    /// What the `version` command printed, if a gate asked it during this run; never runs it.
+    pub fn known_version(&self, command: &[String]) -> Option<String> {
+        let versions = self.versions.lock().ok()?;
+        versions.get(command)?.clone().ok()
+    }
+
     /// What the tool says its version is. The tools are the host's own, installed by us, and
     /// asked outside the workspace: the project's files have no say in this.
     fn version(&self, command: &[String]) -> Result<String, String> {

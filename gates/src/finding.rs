@@ -13,6 +13,17 @@ pub enum Severity {
     Note,
 }
 
+impl Severity {
+    /// The word the Verdict's JSON uses (also SARIF's `level`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
 /// A problem a gate found. Paths are relative to the workspace, '/'-separated; lines and
 /// columns are 1-based (parsers normalise tools that count from 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

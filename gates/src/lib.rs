@@ -12,6 +12,7 @@ pub mod finding;
 pub mod fix;
 pub mod parsers;
 pub mod presets;
+pub mod report;
 pub mod runner;
 pub mod staged;
 pub mod verdict;

@@ -45,6 +45,10 @@ pub struct Runner {
     pub changes: Option<crate::builtin::Changes>,
 }
 
+/// The reason of a gate that `--only` or `--skip` left out: the human reports leave such gates
+/// out, the JSON keeps them.
+pub const NOT_SELECTED: &str = "not selected (--only / --skip)";
+
 /// Which gates run: `--only` and `--skip`.
 #[derive(Debug, Default)]
 pub struct Selection {
@@ -74,7 +78,7 @@ impl Runner {
             let mut running = 0;
             for (index, gate) in config.gates.iter().enumerate() {
                 if !chosen.contains(&gate) || selection.skip.contains(&gate.name) {
-                    results[index] = Some(skipped(gate, "not selected (--only / --skip)"));
+                    results[index] = Some(skipped(gate, NOT_SELECTED));
                     continue;
                 }
                 if running == jobs {

@@ -21,12 +21,35 @@ pub enum GateStatus {
     Skipped,
 }
 
+impl GateStatus {
+    /// The word the Verdict's JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Pass => "pass",
+            GateStatus::Fail => "fail",
+            GateStatus::Error => "error",
+            GateStatus::Skipped => "skipped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VerdictStatus {
     Pass,
     Fail,
     Error,
+}
+
+impl VerdictStatus {
+    /// The word the Verdict's JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictStatus::Pass => "pass",
+            VerdictStatus::Fail => "fail",
+            VerdictStatus::Error => "error",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use sandbox_gates::report::{self, Context};
 use sandbox_gates::runner::Selection;
 use sandbox_gates::{Verdict, VerdictStatus};
 use sandbox_runtime::profile::{self, WorkspaceMode};
@@ -16,10 +17,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let CheckArgs {
         gates,
+        report,
         exec,
         bundle,
         note,
     } = args;
+    if let Err(message) = gate::report_dirs(&report) {
+        return Ok(refuse(CONFIG_ERROR, &message));
+    }
     let GateSelection {
         config,
         only,
@@ -79,7 +84,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         }
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
-    let gates = match (&held, job_passed) {
+    let (gates, tools) = match (&held, job_passed) {
         (Some(held), true) => {
             // Results are cached in the project, not in the view that is about to go.
             let runner = match gate::runner(
@@ -92,13 +97,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            runner.run(&project, &Selection { only, skip }).gates
+            let gates = runner.run(&project, &Selection { only, skip }).gates;
+            (gates, report::tools(&project, runner.cache.as_ref()))
         }
-        _ => project
-            .gates
-            .iter()
-            .map(|gate| sandbox_gates::runner::skipped(gate, "the job did not succeed"))
-            .collect(),
+        _ => (
+            project
+                .gates
+                .iter()
+                .map(|gate| sandbox_gates::runner::skipped(gate, "the job did not succeed"))
+                .collect(),
+            report::tools(&project, None),
+        ),
     };
     let mut verdict = Verdict::new(gates, 0.0, None);
     let veto = if !job_passed {
@@ -117,6 +126,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     verdict.job = Some(serde_json::to_value(&outcome)?);
+    let context = Context {
+        // The findings are on the job's view; once it is gone, the project has those lines
+        // only if the changes were written back.
+        workspace: outcome.workspace.committed.then(|| spec.workspace.clone()),
+        tools,
+        colour: false,
+    };
     if let Some(dir) = &bundle {
         let record = audit::read(&audit_log)?
             .into_iter()
@@ -124,7 +140,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             .find(|record| record["hash"] == appended.hash.as_str());
         let contents = sandbox_gates::bundle::Contents {
             verdict: &verdict,
-            summary_markdown: &gate::summary(&verdict),
+            summary_markdown: &report::render(report::Format::Markdown, &verdict, &context)?,
             patch_elsewhere: exec.diff.as_deref(),
             audit_record: record,
             audit_log: Some(&audit_log),
@@ -134,5 +150,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             return Ok(refuse(INFRASTRUCTURE_ERROR, &error.to_string()));
         }
     }
-    gate::report(&verdict, exec.output, exec.result.as_deref())
+    gate::report(
+        &verdict,
+        context,
+        &report,
+        exec.output,
+        exec.result.as_deref(),
+    )
 }

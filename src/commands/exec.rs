@@ -13,7 +13,8 @@ use crate::cli::{BackendArg, CommitArg, ExecArgs, NetworkArg, OutputFormat, Work
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let resolved = profile::load(&args.profile)?;
     let overrides = overrides(&args)?;
-    let output = match args.output {
+    let format = args.output.unwrap_or(OutputFormat::Text);
+    let output = match format {
         OutputFormat::Text => OutputMode::Stream,
         OutputFormat::Json => OutputMode::Capture,
     };
@@ -39,7 +40,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
         write_result(path, &outcome)?;
     }
     audit::append(&audit_log, &audit::record_for(&outcome))?;
-    match args.output {
+    match format {
         OutputFormat::Json => print_json(&outcome)?,
         OutputFormat::Text => explain(&outcome),
     }

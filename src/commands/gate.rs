@@ -2,16 +2,18 @@
 //! detected one) -> the runner -> one Verdict, printed, with exit codes 0 pass, 1 fail,
 //! 2 configuration error, 3 the gates could not run.
 
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use sandbox_gates::builtin::Changes;
 use sandbox_gates::cache::Cache;
 use sandbox_gates::config::{self, ProjectConfig};
+use sandbox_gates::report::{self, Context, Format};
 use sandbox_gates::runner::{Runner, Selection};
-use sandbox_gates::{GateStatus, Verdict};
+use sandbox_gates::Verdict;
 
 use super::{print_json, print_text};
-use crate::cli::{BackendArg, GateArgs, OutputFormat};
+use crate::cli::{BackendArg, GateArgs, OutputFormat, ReportArgs};
 
 pub(super) const CONFIG_ERROR: u8 = 2;
 pub(super) const INFRASTRUCTURE_ERROR: u8 = 3;
@@ -21,6 +23,9 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         Ok(workspace) => workspace,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
+    if let Err(message) = report_dirs(&args.report) {
+        return Ok(refuse(CONFIG_ERROR, &message));
+    }
     let config = match load(&workspace, args.gates.config.as_deref()) {
         Ok(config) => config,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
@@ -93,7 +98,18 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     };
     let mut verdict = runner.run(&config, &selection);
     verdict.fixes = fixes;
-    report(&verdict, args.output, args.result.as_deref())
+    let context = Context {
+        workspace: Some(runner.workspace.clone()),
+        tools: report::tools(&config, runner.cache.as_ref()),
+        colour: false,
+    };
+    report(
+        &verdict,
+        context,
+        &args.report,
+        args.output,
+        args.result.as_deref(),
+    )
 }
 
 /// `--backend` as the runner passes it on to each gate job.
@@ -164,23 +180,98 @@ pub fn changes(base: &str) -> anyhow::Result<u8> {
     }
 }
 
-/// Prints the Verdict (and writes `--result`); its exit code.
+/// Writes `--result` and every `--report` file, appends the GitHub step summary for
+/// `--format github`, and prints the Verdict in `--format` (or the older `--output`); the exit
+/// code, 3 when a report could not be written (the caller asked for a file it does not have).
 pub(super) fn report(
     verdict: &Verdict,
-    output: OutputFormat,
+    mut context: Context,
+    args: &ReportArgs,
+    output: Option<OutputFormat>,
     result: Option<&Path>,
 ) -> anyhow::Result<u8> {
-    if let Some(path) = result {
-        let text = serde_json::to_string_pretty(verdict)?;
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, path)?;
+    let terminal = std::io::stdout().is_terminal();
+    let format = args
+        .format
+        .or(output.map(|output| match output {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        }))
+        .unwrap_or(if terminal { Format::Text } else { Format::Json });
+    let files = result
+        .map(|path| (Format::Json, path))
+        .into_iter()
+        .chain(args.reports.iter().map(|r| (r.format, r.path.as_path())));
+    let mut failed = Vec::new();
+    for (format, path) in files {
+        let written = report::render(format, verdict, &context)
+            .and_then(|text| report::write_file(path, &text));
+        if let Err(error) = written {
+            failed.push(format!(
+                "the {format} report: {:#}",
+                anyhow::Error::from(error)
+            ));
+        }
     }
-    match output {
-        OutputFormat::Json => print_json(verdict)?,
-        OutputFormat::Text => print_text(&summary(verdict))?,
+    if format == Format::Github {
+        if let Err(message) = append_step_summary(verdict, &context) {
+            failed.push(message);
+        }
     }
-    Ok(verdict.exit_code())
+    // https://no-color.org: set and not empty means no colour.
+    context.colour = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    print_text(&report::render(format, verdict, &context)?)?;
+    if failed.is_empty() {
+        Ok(verdict.exit_code())
+    } else {
+        Ok(refuse(INFRASTRUCTURE_ERROR, &failed.join("\nsandbox: ")))
+    }
+}
+
+/// Appends the Markdown summary to the file GitHub Actions names in $GITHUB_STEP_SUMMARY
+/// (other steps' summaries are in it too: never truncated).
+fn append_step_summary(verdict: &Verdict, context: &Context) -> Result<(), String> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|path| !path.is_empty()) else {
+        return Ok(());
+    };
+    let text = report::render(Format::Markdown, verdict, context).map_err(|e| e.to_string())?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(format!("\n{text}").as_bytes()))
+        .map_err(|error| {
+            format!(
+                "appending the step summary to $GITHUB_STEP_SUMMARY ({}): {error}",
+                Path::new(&path).display()
+            )
+        })
+}
+
+/// Each `--report` file's directory must exist before the gates run, not after minutes of them.
+pub(super) fn report_dirs(args: &ReportArgs) -> Result<(), String> {
+    for file in &args.reports {
+        let dir = match file.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "--report {}={}: there is no directory {}",
+                file.format,
+                file.path.display(),
+                dir.display()
+            ));
+        }
+        if file.path.is_dir() {
+            return Err(format!(
+                "--report {}={}: that is a directory",
+                file.format,
+                file.path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn init(workspace: Option<PathBuf>, force: bool) -> anyhow::Result<u8> {
@@ -240,90 +331,4 @@ fn cores() -> usize {
     std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
-}
-
-/// The terminal view: a table of gates, then the worst findings with file:line.
-pub(super) fn summary(verdict: &Verdict) -> String {
-    let mut text = format!(
-        "{:<16} {:<9} {:<8} {:>8} {:>9}\n",
-        "gate", "kind", "status", "findings", "time"
-    );
-    for gate in &verdict.gates {
-        let status = serde_json::to_value(gate.status).unwrap_or_default();
-        let kind = serde_json::to_value(gate.kind).unwrap_or_default();
-        text.push_str(&format!(
-            "{:<16} {:<9} {:<8} {:>8} {:>8.1}s{}\n",
-            gate.name,
-            kind.as_str().unwrap_or(""),
-            status.as_str().unwrap_or(""),
-            gate.findings.len(),
-            gate.duration_ms / 1000.0,
-            if gate.cached { " (cached)" } else { "" }
-        ));
-    }
-    for gate in verdict.gates.iter().filter(|g| g.reason.is_some()) {
-        if gate.status != GateStatus::Pass {
-            text.push_str(&format!(
-                "\n{}: {}",
-                gate.name,
-                gate.reason.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    let mut findings: Vec<_> = verdict.gates.iter().flat_map(|g| &g.findings).collect();
-    findings.sort_by_key(|f| f.severity);
-    if !findings.is_empty() {
-        text.push_str("\n\nfindings (worst first):\n");
-    }
-    for finding in findings.iter().take(20) {
-        let place = match (&finding.path, finding.line) {
-            (Some(path), Some(line)) => format!("{path}:{line}"),
-            (Some(path), None) => path.clone(),
-            _ => String::new(),
-        };
-        text.push_str(&format!(
-            "  {place} {} {} [{}]\n",
-            finding.rule, finding.message, finding.gate
-        ));
-    }
-    if findings.len() > 20 {
-        text.push_str(&format!(
-            "  ... and {} more (--output json)\n",
-            findings.len() - 20
-        ));
-    }
-    for fix in &verdict.fixes {
-        text.push_str(&format!(
-            "\nfix {}: {} ({} file(s) changed){}",
-            fix.gate,
-            if fix.committed {
-                "written back"
-            } else {
-                "not written back"
-            },
-            fix.changed.len(),
-            fix.reason
-                .as_deref()
-                .map(|r| format!("; {r}"))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(job) = &verdict.job {
-        text.push_str(&format!(
-            "\njob: {} (exit {}), changes written back: {}\n",
-            job["status"].as_str().unwrap_or(""),
-            job["exit_code"],
-            job["workspace"]["committed"]
-        ));
-    }
-    let status = serde_json::to_value(verdict.status).unwrap_or_default();
-    text.push_str(&format!(
-        "\nverdict: {} ({} passed, {} failed, {} errors, {} skipped)\n",
-        status.as_str().unwrap_or(""),
-        verdict.summary.passed,
-        verdict.summary.failed,
-        verdict.summary.errors,
-        verdict.summary.skipped
-    ));
-    text
 }

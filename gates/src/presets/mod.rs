@@ -24,6 +24,23 @@ pub enum GateKind {
     Custom,
 }
 
+impl GateKind {
+    /// The word the Verdict's JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateKind::Lint => "lint",
+            GateKind::Types => "types",
+            GateKind::Security => "security",
+            GateKind::Test => "test",
+            GateKind::Coverage => "coverage",
+            GateKind::Format => "format",
+            GateKind::Policy => "policy",
+            GateKind::Secrets => "secrets",
+            GateKind::Custom => "custom",
+        }
+    }
+}
+
 /// A tool as a gate. Commands run in the workspace (read-only) with `/out` writable for
 /// reports; `PATH` starts with the tools directory (`/opt/sandbox-tools/bin`).
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,498 @@
+//! Report writers: one Verdict, rendered for whoever reads it — JSON for an orchestrator, SARIF
+//! for code scanning, JUnit XML for CI test views, GitHub workflow commands, Markdown for a step
+//! summary, one self-contained HTML page, and the terminal's text. Rendering is pure: it returns
+//! a string; `write_file` puts one in place atomically.
+
+mod github;
+mod html;
+mod junit;
+mod markdown;
+mod sarif;
+mod text;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::cache::Cache;
+use crate::config::ProjectConfig;
+use crate::finding::Finding;
+use crate::runner::NOT_SELECTED;
+use crate::verdict::{GateResult, GateStatus, Verdict};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Sarif,
+    Junit,
+    Github,
+    Markdown,
+    Html,
+    Text,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Json,
+        Format::Sarif,
+        Format::Junit,
+        Format::Github,
+        Format::Markdown,
+        Format::Html,
+        Format::Text,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Sarif => "sarif",
+            Format::Junit => "junit",
+            Format::Github => "github",
+            Format::Markdown => "markdown",
+            Format::Html => "html",
+            Format::Text => "text",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = ReportError;
+
+    fn from_str(name: &str) -> Result<Format, ReportError> {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.as_str() == name)
+            .ok_or_else(|| ReportError::UnknownFormat(name.to_owned()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "unknown report format `{0}`; the formats are json, sarif, junit, github, markdown, \
+         html and text"
+    )]
+    UnknownFormat(String),
+    #[error("serialising the {format} report")]
+    Json {
+        format: Format,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing the JUnit XML")]
+    Xml(#[source] std::io::Error),
+    #[error("writing the report {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a renderer needs beyond the Verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The tree the findings' paths are relative to, for the HTML page's source lines; `None`
+    /// when that tree is gone (a `check` whose changes were not written back).
+    pub workspace: Option<PathBuf>,
+    /// The tool behind each gate, by gate name.
+    pub tools: BTreeMap<String, Tool>,
+    /// ANSI colour in the text view.
+    pub colour: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    /// The preset or built-in (`ruff`, `policy`), else the gate's own name.
+    pub name: String,
+    pub version: Option<String>,
+}
+
+/// The tool behind each gate of `config`, with the version a gate's cache key asked for during
+/// this run (asking again would cost a process per tool).
+pub fn tools(config: &ProjectConfig, cache: Option<&Cache>) -> BTreeMap<String, Tool> {
+    config
+        .gates
+        .iter()
+        .map(|gate| {
+            let version = cache
+                .filter(|_| !gate.version.is_empty())
+                .and_then(|cache| cache.known_version(&gate.version))
+                .and_then(|printed| version_number(&printed));
+            let tool = Tool {
+                name: gate.uses.clone().unwrap_or_else(|| gate.name.clone()),
+                version,
+            };
+            (gate.name.clone(), tool)
+        })
+        .collect()
+}
+
+/// `ruff 0.6.9` -> `0.6.9`, `mypy 1.11.2 (compiled: yes)` -> `1.11.2`: the first word of the
+/// first line that starts with a digit, else that whole line.
+fn version_number(printed: &str) -> Option<String> {
+    let line = printed.lines().find(|line| !line.trim().is_empty())?.trim();
+    let number = line
+        .split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(line);
+    Some(number.to_owned())
+}
+
+pub fn render(format: Format, verdict: &Verdict, context: &Context) -> Result<String, ReportError> {
+    match format {
+        Format::Json => pretty(verdict, format),
+        Format::Sarif => pretty(&sarif::render(verdict, context), format),
+        Format::Junit => junit::render(verdict).map_err(ReportError::Xml),
+        Format::Github => Ok(github::render(verdict)),
+        Format::Markdown => Ok(markdown::render(verdict)),
+        Format::Html => Ok(html::render(verdict, context)),
+        Format::Text => Ok(text::render(verdict, context)),
+    }
+}
+
+fn pretty(value: &impl serde::Serialize, format: Format) -> Result<String, ReportError> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|source| ReportError::Json { format, source })?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, renamed over it: a
+/// reader (a CI upload step, a browser) never sees half a report.
+pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".sandbox-report-")
+        // Readable like any file the user writes, not tempfile's 0600.
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.persist(path).map_err(|error| failed(error.error))?;
+    Ok(())
+}
+
+/// Whether a human view lists the gate: one left out by `--only`/`--skip` is noise there.
+pub(crate) fn shown(gate: &GateResult) -> bool {
+    !(gate.status == GateStatus::Skipped && gate.reason.as_deref() == Some(NOT_SELECTED))
+}
+
+/// Every finding, the most severe first, in gate order within a severity.
+pub(crate) fn worst_first(verdict: &Verdict) -> Vec<&Finding> {
+    let mut findings: Vec<&Finding> = verdict.gates.iter().flat_map(|g| &g.findings).collect();
+    findings.sort_by_key(|finding| finding.severity);
+    findings
+}
+
+/// `path:line`, `path` or nothing.
+pub(crate) fn place(finding: &Finding) -> String {
+    match (&finding.path, finding.line) {
+        (Some(path), Some(line)) => format!("{path}:{line}"),
+        (Some(path), None) => path.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Tool text on one line: messages spanning lines (mypy's notes) are joined, and control
+/// characters (a terminal escape in a message) become spaces.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `84.2`, `90`, `0.35`: two decimals at most, no trailing zeros.
+pub(crate) fn number(value: f64) -> String {
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_owned()
+}
+
+/// A gate's time, or `cached` (a cached gate's time is reading the cache, which says nothing).
+pub(crate) fn time(gate: &GateResult) -> String {
+    if gate.cached {
+        "cached".to_owned()
+    } else if gate.duration_ms < 1000.0 {
+        format!("{:.0}ms", gate.duration_ms)
+    } else {
+        format!("{:.1}s", gate.duration_ms / 1000.0)
+    }
+}
+
+/// One metric of a gate and the bounds its threshold sets.
+pub(crate) struct Metric<'a> {
+    pub name: &'a str,
+    pub value: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Metric<'_> {
+    pub fn missed(&self) -> bool {
+        self.min.is_some_and(|min| self.value < min) || self.max.is_some_and(|max| self.value > max)
+    }
+}
+
+impl std::fmt::Display for Metric<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, number(self.value))?;
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => write!(f, " (min {}, max {})", number(min), number(max)),
+            (Some(min), None) => write!(f, " (min {})", number(min)),
+            (None, Some(max)) => write!(f, " (max {})", number(max)),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+pub(crate) fn metrics(gate: &GateResult) -> Vec<Metric<'_>> {
+    gate.metrics
+        .iter()
+        .map(|(name, value)| Metric {
+            name,
+            value: *value,
+            min: gate.threshold.min.get(name).copied(),
+            max: gate.threshold.max.get(name).copied(),
+        })
+        .collect()
+}
+
+/// The job's Outcome (`sandbox check`) in one sentence.
+pub(crate) fn job_line(job: &serde_json::Value) -> String {
+    let limits: Vec<&str> = job["limits_hit"]
+        .as_array()
+        .map(|limits| limits.iter().filter_map(|l| l.as_str()).collect())
+        .unwrap_or_default();
+    let changed = |key: &str| job["workspace"][key].as_array().map_or(0, Vec::len);
+    format!(
+        "{} (exit {}), limits hit: {}, changes ({} added, {} modified, {} deleted) written back: {}",
+        job["status"].as_str().unwrap_or("unknown"),
+        job["exit_code"],
+        if limits.is_empty() {
+            "none".to_owned()
+        } else {
+            limits.join(", ")
+        },
+        changed("added"),
+        changed("modified"),
+        changed("deleted"),
+        if job["workspace"]["committed"] == true {
+            "yes"
+        } else {
+            "no"
+        }
+    )
+}
+
+/// What `sandbox` ran: `sandbox check` when the Verdict has a job.
+pub(crate) fn title(verdict: &Verdict) -> &'static str {
+    if verdict.job.is_some() {
+        "sandbox check"
+    } else {
+        "sandbox gate"
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::coverage::FileCoverage;
+    use crate::finding::Severity;
+    use crate::presets::GateKind;
+    use crate::verdict::{GateResult, Threshold, VerdictStatus};
+
+    pub fn gate(name: &str, kind: GateKind, status: GateStatus) -> GateResult {
+        GateResult {
+            name: name.into(),
+            kind,
+            status,
+            cached: false,
+            duration_ms: 1234.0,
+            metrics: BTreeMap::new(),
+            threshold: Threshold {
+                min: BTreeMap::new(),
+                max: BTreeMap::new(),
+            },
+            findings: Vec::new(),
+            coverage: Vec::new(),
+            reason: None,
+            outcome: None,
+        }
+    }
+
+    pub fn finding(gate: &str, rule: &str, severity: Severity, message: &str) -> Finding {
+        let mut finding = Finding::new(rule, severity, message);
+        finding.seal(gate);
+        finding
+    }
+
+    /// A Verdict with one gate of each status: findings with hostile text, a missed coverage
+    /// threshold, a crashed tool, a gate the job's failure skipped and one `--skip` left out.
+    pub fn verdict() -> Verdict {
+        let mut lint = gate("lint", GateKind::Lint, GateStatus::Fail);
+        lint.findings = vec![
+            finding("lint", "F401", Severity::Error, "`os` imported but unused")
+                .at("src/a&b.py", Some(1), Some(8))
+                .ending(Some(1), Some(10)),
+            finding(
+                "lint",
+                "XSS",
+                Severity::Warning,
+                "<script>alert(1)</script>",
+            )
+            .at("src/a&b.py", Some(3), None),
+            finding("lint", "E,1", Severity::Note, "50% done: a, b\nnote: c\r").at(
+                "dir,x/c:d.py",
+                Some(2),
+                Some(1),
+            ),
+            finding("lint", "global", Severity::Warning, "no place at all"),
+        ];
+        lint.reason = Some("3 finding(s)".into());
+        let mut coverage = gate("coverage", GateKind::Coverage, GateStatus::Fail);
+        coverage.cached = true;
+        coverage.duration_ms = 0.2;
+        coverage.metrics.insert("line_percent".into(), 84.25);
+        coverage.threshold.min.insert("line_percent".into(), 90.0);
+        coverage.reason = Some("line_percent 84.25 is below the minimum 90".into());
+        coverage.coverage = vec![FileCoverage {
+            path: "src/a&b.py".into(),
+            covered_lines: vec![1, 2],
+            missing_lines: vec![3, 4, 5, 9],
+        }];
+        let mut crashed = gate("types", GateKind::Types, GateStatus::Error);
+        crashed.reason = Some("`mypy` crashed: Traceback, line 3".into());
+        let mut skipped = gate("tests", GateKind::Test, GateStatus::Skipped);
+        skipped.reason = Some("the job did not succeed".into());
+        let mut unselected = gate("slow", GateKind::Custom, GateStatus::Skipped);
+        unselected.reason = Some(NOT_SELECTED.into());
+        let passes = gate("fmt", GateKind::Format, GateStatus::Pass);
+        Verdict::new(
+            vec![lint, coverage, crashed, skipped, unselected, passes],
+            2140.0,
+            None,
+        )
+    }
+
+    pub fn context() -> Context {
+        Context {
+            workspace: None,
+            tools: BTreeMap::from([(
+                "lint".to_owned(),
+                Tool {
+                    name: "ruff".into(),
+                    version: Some("0.6.9".into()),
+                },
+            )]),
+            colour: false,
+        }
+    }
+
+    #[test]
+    fn formats_parse_by_name_and_an_unknown_one_lists_them() {
+        for format in Format::ALL {
+            assert_eq!(format.as_str().parse::<Format>().unwrap(), format);
+        }
+        let error = "sariff".parse::<Format>().unwrap_err().to_string();
+        assert!(error.contains("`sariff`"), "{error}");
+        assert!(error.contains("sarif, junit"), "{error}");
+    }
+
+    #[test]
+    fn the_words_are_the_ones_the_json_uses() {
+        let json = |value: serde_json::Value| value.as_str().unwrap_or("").to_owned();
+        for status in [
+            GateStatus::Pass,
+            GateStatus::Fail,
+            GateStatus::Error,
+            GateStatus::Skipped,
+        ] {
+            assert_eq!(status.as_str(), json(serde_json::json!(status)));
+        }
+        for status in [
+            VerdictStatus::Pass,
+            VerdictStatus::Fail,
+            VerdictStatus::Error,
+        ] {
+            assert_eq!(status.as_str(), json(serde_json::json!(status)));
+        }
+        for severity in [Severity::Error, Severity::Warning, Severity::Note] {
+            assert_eq!(severity.as_str(), json(serde_json::json!(severity)));
+        }
+        for kind in [
+            GateKind::Lint,
+            GateKind::Types,
+            GateKind::Security,
+            GateKind::Test,
+            GateKind::Coverage,
+            GateKind::Format,
+            GateKind::Policy,
+            GateKind::Secrets,
+            GateKind::Custom,
+        ] {
+            assert_eq!(kind.as_str(), json(serde_json::json!(kind)));
+        }
+    }
+
+    #[test]
+    fn json_is_the_verdict_itself() {
+        let verdict = verdict();
+        let text = render(Format::Json, &verdict, &context()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, serde_json::to_value(&verdict).unwrap());
+        // The JSON keeps the gates the human views leave out.
+        assert!(text.contains(NOT_SELECTED));
+    }
+
+    #[test]
+    fn version_numbers_are_read_from_what_the_tool_printed() {
+        assert_eq!(version_number("ruff 0.6.9\n").as_deref(), Some("0.6.9"));
+        assert_eq!(
+            version_number("mypy 1.11.2 (compiled: yes)\n").as_deref(),
+            Some("1.11.2")
+        );
+        assert_eq!(version_number("\nnightly\n").as_deref(), Some("nightly"));
+        assert_eq!(version_number(" \n"), None);
+    }
+
+    #[test]
+    fn write_file_replaces_the_file_whole_and_names_the_path_it_could_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sarif");
+        write_file(&path, "old").unwrap();
+        write_file(&path, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "the temporary file was left behind");
+        let missing = dir.path().join("no/such/dir/r.html");
+        let error = write_file(&missing, "x").unwrap_err().to_string();
+        assert!(error.contains("no/such/dir/r.html"), "{error}");
+    }
+
+    #[test]
+    fn one_line_joins_lines_and_drops_terminal_escapes() {
+        assert_eq!(one_line("a\n  note: b\r\n"), "a note: b");
+        assert_eq!(one_line("red \x1b[31mtext"), "red [31mtext");
+    }
+}
