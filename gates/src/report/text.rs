@@ -56,6 +56,7 @@ pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
             findings.len() - LISTED
         ));
     }
+    text.push_str(&what_to_run(&gates, verdict.fixes.is_empty()));
     for fix in &verdict.fixes {
         text.push_str(&format!(
             "\nfix {}: {} ({} file(s) changed){}",
@@ -98,6 +99,30 @@ pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
         paint.verdict(verdict.status, &verdict_line)
     ));
     text
+}
+
+/// For each failed gate, the command that fixes what its tool can fix, or that reruns just that
+/// gate once the rest is fixed by hand.
+fn what_to_run(gates: &[&crate::verdict::GateResult], no_fix_ran: bool) -> String {
+    let mut lines = String::new();
+    for gate in gates.iter().filter(|g| g.status == GateStatus::Fail) {
+        let fixable = gate.findings.iter().filter(|f| f.fixable).count();
+        let name = one_line(&gate.name);
+        let line = if fixable > 0 && no_fix_ran {
+            format!(
+                "  sandbox gate --fix --only {name}    # {fixable} of {} finding(s) fixable\n",
+                gate.findings.len()
+            )
+        } else {
+            format!("  sandbox gate --only {name}    # after fixing it by hand\n")
+        };
+        lines.push_str(&line);
+    }
+    if lines.is_empty() {
+        lines
+    } else {
+        format!("\nto fix:\n{lines}")
+    }
 }
 
 /// ANSI colour, or none.
@@ -200,6 +225,45 @@ mod tests {
         let text = render(&verdict, &context());
         assert!(
             text.contains("job: exited (exit 4), limits hit: memory, changes (1 added, 0 modified, 0 deleted) written back: no"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn says_what_to_run_for_each_failed_gate() {
+        let mut verdict = verdict();
+        let lint = verdict.gates.iter_mut().find(|g| g.name == "lint").unwrap();
+        assert_eq!(lint.status, GateStatus::Fail);
+        lint.findings[0].fixable = true;
+        let total = lint.findings.len();
+        let text = render(&verdict, &context());
+        assert!(
+            text.contains(&format!(
+                "sandbox gate --fix --only lint    # 1 of {total} finding(s) fixable"
+            )),
+            "{text}"
+        );
+        for gate in verdict
+            .gates
+            .iter()
+            .filter(|g| g.status == GateStatus::Fail)
+        {
+            assert!(
+                text.contains(&format!("--only {}", gate.name)),
+                "{}: {text}",
+                gate.name
+            );
+        }
+        // After --fix ran, the advice is to fix the rest by hand.
+        verdict.fixes.push(crate::fix::FixResult {
+            gate: "lint".into(),
+            committed: false,
+            changed: Vec::new(),
+            reason: None,
+        });
+        let text = render(&verdict, &context());
+        assert!(
+            text.contains("sandbox gate --only lint    # after fixing it by hand"),
             "{text}"
         );
     }
