@@ -3,6 +3,8 @@
 //! `sandbox.toml`. Inputs are real outputs of the pinned tools (`tests/data/samples`, from the
 //! fixtures) mutated byte by byte, cut short, spliced, and plain arbitrary text.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on broken set-up")]
+
 use std::path::Path;
 
 use proptest::prelude::*;
