@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod host;
 pub mod native;
@@ -52,7 +53,8 @@ impl Held {
     }
 
     /// Writes the changes back per the commit policy unless `veto` says why not, then removes
-    /// the view.
+    /// the view. The job is over only now (writing back can still fail it): its observer hears
+    /// `job_finished` here.
     pub fn settle(
         self,
         outcome: &mut Outcome,
@@ -63,13 +65,17 @@ impl Held {
             scratch,
             assessment,
         } = self;
-        writeback::settle(&spec, &scratch, outcome, assessment, veto)?;
+        if let Err(error) = writeback::settle(&spec, &scratch, outcome, assessment, veto) {
+            spec.observer.failed(&error);
+            return Err(error);
+        }
         if let Err(error) = scratch.remove() {
             outcome
                 .notes
                 .push(format!("cleanup: {}", error.with_causes()));
         }
         redact(&spec, outcome);
+        spec.observer.finished(outcome);
         Ok(())
     }
 }
@@ -77,17 +83,38 @@ impl Held {
 /// Like [`run`], but a scratch job's changes are only measured: the returned [`Held`] writes
 /// them back (or not) when the caller has decided.
 pub fn run_holding(spec: &JobSpec) -> Result<(Outcome, Option<Held>), SandboxError> {
+    let (backend, reason) = choose_backend(spec);
+    spec.observer.emit(events::JobEvent::JobStarted {
+        backend: backend.name().into(),
+        profile: spec.profile.clone(),
+        command: spec.command.clone(),
+    });
+    let ran = run_chosen(spec, backend, reason);
+    match &ran {
+        Ok((outcome, None)) => spec.observer.finished(outcome),
+        // A scratch job ends when `Held::settle` has written its changes back, or not.
+        Ok((_, Some(_))) => {}
+        Err(error) => spec.observer.failed(error),
+    }
+    ran
+}
+
+fn run_chosen(
+    spec: &JobSpec,
+    backend: Backend,
+    reason: String,
+) -> Result<(Outcome, Option<Held>), SandboxError> {
     let scratch = match spec.workspace_mode {
         profile::WorkspaceMode::Scratch => scratch::Scratch::prepare(spec)?,
         _ => {
-            let mut outcome = run_on_backend(spec)?;
+            let mut outcome = backend.run(spec, reason)?;
             redact(spec, &mut outcome);
             return Ok((outcome, None));
         }
     };
     let mut viewed = spec.clone();
     viewed.view = Some(scratch.view().to_owned());
-    let mut outcome = run_on_backend(&viewed)?;
+    let mut outcome = backend.run(&viewed, reason)?;
     let assessment = writeback::assess(spec, &scratch, &mut outcome)?;
     redact(spec, &mut outcome);
     Ok((
@@ -120,29 +147,51 @@ fn redact(spec: &JobSpec, outcome: &mut Outcome) {
     outcome.redactions += count;
 }
 
-/// `auto` takes docker when an engine answers within 500 ms and has the image, else native,
-/// and the Outcome says which and why.
-fn run_on_backend(spec: &JobSpec) -> Result<Outcome, SandboxError> {
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Native,
+    Docker,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Docker => "docker",
+        }
+    }
+
+    fn run(self, spec: &JobSpec, reason: String) -> Result<Outcome, SandboxError> {
+        match self {
+            Backend::Native => native::run(spec, reason),
+            Backend::Docker => docker::run(spec, reason),
+        }
+    }
+}
+
+/// `auto` takes docker when an engine answers within 500 ms and has the image, else native;
+/// the reason goes into the Outcome.
+fn choose_backend(spec: &JobSpec) -> (Backend, String) {
     use profile::BackendChoice;
     match spec.backend {
-        BackendChoice::Native => native::run(spec, "native requested".into()),
-        BackendChoice::Docker => docker::run(spec, "docker requested".into()),
+        BackendChoice::Native => (Backend::Native, "native requested".into()),
+        BackendChoice::Docker => (Backend::Docker, "docker requested".into()),
         BackendChoice::Auto => match docker::engine_info(&spec.image, AUTO_ENGINE_TIMEOUT) {
-            Ok(engine) if engine.image_present => docker::run(
-                spec,
+            Ok(engine) if engine.image_present => (
+                Backend::Docker,
                 format!(
                     "auto: docker {} answered and has {}",
                     engine.version, spec.image
                 ),
             ),
-            Ok(engine) => native::run(
-                spec,
+            Ok(engine) => (
+                Backend::Native,
                 format!(
                     "auto: native (docker {} has no image {}; run `sandbox image build`)",
                     engine.version, spec.image
                 ),
             ),
-            Err(why) => native::run(spec, format!("auto: native ({why})")),
+            Err(why) => (Backend::Native, format!("auto: native ({why})")),
         },
     }
 }

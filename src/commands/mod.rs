@@ -40,8 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// interrupted `sandbox` gives 128+N like the shell.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<SandboxError>() {
-        Some(SandboxError::Interrupted { signal }) => (128 + signal).clamp(0, 255) as u8,
-        _ => 125,
+        Some(error) => error.exit_code().clamp(0, 255) as u8,
+        None => 125,
     }
 }
 
