@@ -5,8 +5,10 @@
 pub mod builtin;
 pub mod cache;
 pub mod config;
+pub mod config_schema;
 pub mod coverage;
 pub mod detect;
+pub mod events;
 pub mod finding;
 pub mod fix;
 pub mod parsers;

@@ -53,8 +53,7 @@ impl Held {
     }
 
     /// Writes the changes back per the commit policy unless `veto` says why not, then removes
-    /// the view. The job is over only now (writing back can still fail it): its observer hears
-    /// `job_finished` here.
+    /// the view.
     pub fn settle(
         self,
         outcome: &mut Outcome,
@@ -65,17 +64,13 @@ impl Held {
             scratch,
             assessment,
         } = self;
-        if let Err(error) = writeback::settle(&spec, &scratch, outcome, assessment, veto) {
-            spec.observer.failed(&error);
-            return Err(error);
-        }
+        writeback::settle(&spec, &scratch, outcome, assessment, veto)?;
         if let Err(error) = scratch.remove() {
             outcome
                 .notes
                 .push(format!("cleanup: {}", error.with_causes()));
         }
         redact(&spec, outcome);
-        spec.observer.finished(outcome);
         Ok(())
     }
 }
@@ -90,10 +85,10 @@ pub fn run_holding(spec: &JobSpec) -> Result<(Outcome, Option<Held>), SandboxErr
         command: spec.command.clone(),
     });
     let ran = run_chosen(spec, backend, reason);
+    // Writing a scratch job's changes back (`Held::settle`) changes neither its status nor its
+    // exit code: the job is over now, also for `sandbox check`, whose gates run after it.
     match &ran {
-        Ok((outcome, None)) => spec.observer.finished(outcome),
-        // A scratch job ends when `Held::settle` has written its changes back, or not.
-        Ok((_, Some(_))) => {}
+        Ok((outcome, _)) => spec.observer.finished(outcome),
         Err(error) => spec.observer.failed(error),
     }
     ran

@@ -1,6 +1,7 @@
 //! `sandbox check`: the job in a scratch workspace, the gates on the view it left, and its
 //! changes written back only when the job and every gate passed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sandbox_gates::runner::Selection;
@@ -10,6 +11,7 @@ use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
 
 use super::exec::{overrides, redacted};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
+use super::watch::Watcher;
 use crate::cli::{CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -34,7 +36,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         ));
     }
     overrides.workspace_mode = Some(WorkspaceMode::Scratch);
-    let spec = JobSpec::new(
+    let mut spec = JobSpec::new(
         &resolved,
         overrides,
         exec.command.clone(),
@@ -44,6 +46,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(project) => project,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
+    let selection = Selection { only, skip };
+    let watcher = Arc::new(Watcher::for_gates(exec.events, &project, &selection));
+    spec.observe(watcher.clone());
     let audit_log = match &exec.audit {
         Some(path) => path.clone(),
         None => audit::default_path()?,
@@ -72,7 +77,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            runner.run(&project, &Selection { only, skip }).gates
+            runner.run(&project, &selection, watcher.as_ref()).gates
         }
         _ => project
             .gates
@@ -97,5 +102,6 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     verdict.job = Some(serde_json::to_value(&outcome)?);
+    watcher.verdict(&verdict);
     gate::report(&verdict, exec.output, exec.result.as_deref())
 }

@@ -10,6 +10,7 @@ use sandbox_gates::config::{self, ProjectConfig};
 use sandbox_gates::runner::{Runner, Selection};
 use sandbox_gates::{GateStatus, Verdict};
 
+use super::watch::Watcher;
 use super::{print_json, print_text};
 use crate::cli::{BackendArg, GateArgs, OutputFormat};
 
@@ -81,8 +82,10 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     } else {
         Vec::new()
     };
-    let mut verdict = runner.run(&config, &selection);
+    let watcher = Watcher::for_gates(args.events, &config, &selection);
+    let mut verdict = runner.run(&config, &selection, &watcher);
     verdict.fixes = fixes;
+    watcher.verdict(&verdict);
     report(&verdict, args.output, args.result.as_deref())
 }
 

@@ -8,12 +8,13 @@ mod gate;
 mod gc;
 mod image;
 mod profile;
+mod watch;
 
 use std::io::Write;
 
 use sandbox_runtime::SandboxError;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SchemaName};
 
 /// Runs a subcommand; the `u8` is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -21,8 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(args) => exec::run(*args),
         Command::Profile(command) => profile::run(command),
         Command::Doctor { output } => doctor::run(output),
-        Command::Schema => {
-            print_json(&sandbox_runtime::outcome::outcome_json_schema())?;
+        Command::Schema { name } => {
+            print_json(&schema(name))?;
             Ok(0)
         }
         Command::Image(command) => image::run(command),
@@ -33,6 +34,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::GateChanges { base } => gate::changes(&base),
         Command::Audit(command) => audit::run(command),
+    }
+}
+
+/// Each schema comes from the type it describes; `schemas/NAME.schema.json` holds the same.
+fn schema(name: SchemaName) -> serde_json::Value {
+    match name {
+        SchemaName::Outcome => sandbox_runtime::outcome::outcome_json_schema(),
+        SchemaName::Verdict => sandbox_gates::verdict::verdict_json_schema(),
+        SchemaName::Profile => sandbox_runtime::profile::profile_json_schema(),
+        SchemaName::SandboxToml => sandbox_gates::config_schema::config_json_schema(),
+        SchemaName::Events => sandbox_gates::events::events_json_schema(),
     }
 }
 
