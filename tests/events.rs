@@ -1,6 +1,7 @@
 //! `--events` end to end: `exec`, `gate` and `check` write one JSON object per line on stderr,
-//! each valid against `schemas/events.schema.json`, in an order a caller can rely on; without
-//! `--events` (and with stderr not a terminal) stderr stays as it was: no progress display.
+//! each valid against `schemas/events.schema.json`, in an order a caller can rely on. Without
+//! `--events` a terminal gets a progress display, and a stderr that is no terminal stays as it
+//! was.
 #![allow(clippy::expect_used, reason = "a test fails loudly on broken set-up")]
 
 mod common;
@@ -306,4 +307,40 @@ fn without_events_a_piped_stderr_stays_silent() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
         assert!(output.stderr.is_empty(), "{args:?}: {output:?}");
     }
+}
+
+/// On a terminal (a pty from util-linux `script`), `gate` draws its progress on stderr, and
+/// lines for the gates that finished stay; with `--events` the terminal gets the events
+/// instead.
+#[test]
+fn a_terminal_gets_a_progress_display_unless_events_are_asked_for() {
+    if Command::new("script").arg("--version").output().is_err() {
+        common::skip("util-linux `script` is missing: no pty to draw on");
+        return;
+    }
+    let workspace = Workspace::new();
+    workspace.write(
+        "sandbox.toml",
+        "[[gate]]\nname = \"ok\"\ncommand = [\"true\"]\n",
+    );
+    let on_a_terminal = |extra: &str| {
+        // The Verdict goes to a file: what `script` shows is our stderr on its pty.
+        let inner = format!(
+            "'{SANDBOX}' gate --workspace '{dir}' --backend native --output json --no-cache \
+             {extra} > '{dir}/verdict.json'",
+            dir = workspace.path().display()
+        );
+        let output = Command::new("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let shown = on_a_terminal("");
+    assert!(shown.contains("gates 0/1"), "{shown:?}");
+    assert!(shown.contains("pass ok"), "{shown:?}");
+    let shown = on_a_terminal("--events");
+    assert!(!shown.contains("gates 0/1"), "{shown:?}");
+    assert!(shown.contains(r#""event":"verdict""#), "{shown:?}");
 }
