@@ -58,6 +58,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Install or remove the git pre-commit hook that runs `sandbox gate --staged`.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Print a completion script for SHELL to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff) to stdout.
+    Man,
     /// Runs a built-in gate inside a gate job (used by `sandbox gate`).
     #[command(hide = true)]
     GateBuiltin { name: String, options: PathBuf },
@@ -127,6 +134,26 @@ pub struct GateArgs {
     /// `sandbox schema events`) instead of the progress display a terminal gets.
     #[arg(long)]
     pub events: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Write a pre-commit hook that runs `sandbox gate --staged` (where core.hooksPath says,
+    /// else in the repository's hooks directory).
+    Install {
+        /// Replace a pre-commit hook that sandbox did not write.
+        #[arg(long)]
+        force: bool,
+        /// The repository (default: the current directory).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+    },
+    /// Remove the pre-commit hook `sandbox hook install` wrote; any other hook is left alone.
+    Uninstall {
+        /// The repository (default: the current directory).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

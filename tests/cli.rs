@@ -1,6 +1,7 @@
 //! The command line end to end: profile errors and lookup, `profile list|show`, refusals of
 //! requirements the host cannot meet, rootless runs, exit codes, the Outcome document and
-//! `--result`, `doctor` and `schema`. Everything drives the real binary.
+//! `--result`, `doctor`, the Outcome against its schema, completions and the manual page.
+//! Everything drives the real binary.
 
 // clippy's `allow-expect-in-tests` covers `#[test]` functions, not the helpers they share; a
 // failed expectation in a test helper is a test failure, which is what it should be.
@@ -1140,3 +1141,28 @@ conformance!(
     outcome_has_everything_the_schema_requires,
     env_flags_are_visible_inside,
 );
+
+// ---------------------------------------------------------------------------------------------
+// 10. Completions and the manual page
+
+#[test]
+fn completions_and_man_page_print_to_stdout() {
+    let bash = sandbox(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{bash:?}");
+    assert!(bash.stdout.contains("_sandbox()"), "{bash:?}");
+    for subcommand in ["gate", "check", "hook", "schema"] {
+        assert!(bash.stdout.contains(subcommand), "{subcommand}: {bash:?}");
+    }
+    let man = sandbox(&["man"]);
+    assert_eq!(man.code, 0, "{man:?}");
+    assert!(man.stdout.starts_with('.'), "not roff: {man:?}");
+    assert!(
+        man.stdout
+            .lines()
+            .any(|line| line.starts_with(".TH sandbox 1")),
+        "{man:?}"
+    );
+    assert!(man.stdout.contains("gate"), "{man:?}");
+    let unknown = sandbox(&["completions", "nosh"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+}

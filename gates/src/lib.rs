@@ -11,6 +11,7 @@ pub mod detect;
 pub mod events;
 pub mod finding;
 pub mod fix;
+pub mod hook;
 pub mod parsers;
 pub mod presets;
 pub mod runner;

@@ -6,11 +6,14 @@ mod doctor;
 mod exec;
 mod gate;
 mod gc;
+mod hook;
 mod image;
 mod profile;
 mod watch;
 
 use std::io::Write;
+
+use clap::CommandFactory;
 
 use sandbox_runtime::SandboxError;
 
@@ -34,6 +37,19 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::GateChanges { base } => gate::changes(&base),
         Command::Audit(command) => audit::run(command),
+        Command::Hook(command) => hook::run(command),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut script);
+            print_text(&String::from_utf8_lossy(&script))?;
+            Ok(0)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print_text(&String::from_utf8_lossy(&page))?;
+            Ok(0)
+        }
     }
 }
 
