@@ -316,8 +316,8 @@ fn without_events_a_piped_stderr_stays_silent() {
     }
 }
 
-/// On a terminal (a pty from util-linux `script`), `gate` draws its progress on stderr, and
-/// lines for the gates that finished stay; with `--events` the terminal gets the events
+/// On a terminal (a pty from util-linux `script`), `gate` and `check` draw their progress on
+/// stderr, and lines for what finished stay; with `--events` the terminal gets the events
 /// instead.
 #[test]
 fn a_terminal_gets_a_progress_display_unless_events_are_asked_for() {
@@ -330,12 +330,11 @@ fn a_terminal_gets_a_progress_display_unless_events_are_asked_for() {
         "sandbox.toml",
         "[[gate]]\nname = \"ok\"\ncommand = [\"true\"]\n",
     );
-    let on_a_terminal = |extra: &str| {
+    let on_a_terminal = |args: &str| {
         // The Verdict goes to a file: what `script` shows is our stderr on its pty.
         let inner = format!(
-            "'{SANDBOX}' gate --workspace '{dir}' --backend native --output json --no-cache \
-             {extra} > '{dir}/verdict.json'",
-            dir = workspace.path().display()
+            "'{SANDBOX}' {args} > '{}/verdict.json'",
+            workspace.path().display()
         );
         let output = Command::new("script")
             .args(["-qec", &inner, "/dev/null"])
@@ -344,10 +343,16 @@ fn a_terminal_gets_a_progress_display_unless_events_are_asked_for() {
             .expect("run script");
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    let shown = on_a_terminal("");
+    let dir = workspace.path().display();
+    let gate = format!("gate -w '{dir}' --backend native --output json --no-cache");
+    let shown = on_a_terminal(&gate);
     assert!(shown.contains("gates 0/1"), "{shown:?}");
     assert!(shown.contains("pass ok"), "{shown:?}");
-    let shown = on_a_terminal("--events");
+    let shown = on_a_terminal(&format!("{gate} --events"));
     assert!(!shown.contains("gates 0/1"), "{shown:?}");
     assert!(shown.contains(r#""event":"verdict""#), "{shown:?}");
+    let check = format!("check -w '{dir}' --backend native --output json --no-cache -- true");
+    let shown = on_a_terminal(&check);
+    assert!(shown.contains("job exited (exit 0)"), "{shown:?}");
+    assert!(shown.contains("pass ok"), "{shown:?}");
 }

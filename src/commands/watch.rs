@@ -45,7 +45,6 @@ impl Watcher {
         )
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(120));
         Watcher::Progress {
             bar,
             running: Mutex::new(Vec::new()),
@@ -78,6 +77,15 @@ impl JobObserver for Watcher {
     }
 }
 
+impl Drop for Watcher {
+    /// A run that ends without a Verdict (an error) leaves no half-drawn display behind.
+    fn drop(&mut self) {
+        if let Watcher::Progress { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// One write per line, so that no other writer to our stderr can split it; a closed stderr is
 /// not the job's problem.
 fn write_line(line: &EventLine) {
@@ -89,7 +97,16 @@ fn write_line(line: &EventLine) {
 
 fn show(bar: &ProgressBar, running: &mut Vec<String>, event: Event) {
     match event {
-        Event::GateStarted { name } => running.push(name),
+        Event::GateStarted { name } => {
+            // The ticking thread starts with the first gate, never earlier: `check` runs its job
+            // in this process before, and the native backend forks, which a process with a
+            // second thread must not do (and that thread would not have the job's signals
+            // blocked).
+            if running.is_empty() && bar.position() == 0 {
+                bar.enable_steady_tick(Duration::from_millis(120));
+            }
+            running.push(name);
+        }
         Event::GateFinished {
             name,
             status,
