@@ -28,8 +28,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
-    /// Print the JSON Schema of the Outcome (`sandbox/outcome@1`).
-    Schema,
+    /// Print a JSON Schema (also in schemas/NAME.schema.json): the Outcome (the default), the
+    /// Verdict, a profile file, sandbox.toml, or one line of --events.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaName::Outcome)]
+        name: SchemaName,
+    },
     /// Build or list the images the docker backend runs (built locally; no registry needed).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -55,6 +59,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Install or remove the git pre-commit hook that runs `sandbox gate --staged`.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Print a completion script for SHELL to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff) to stdout.
+    Man,
     /// Runs a built-in gate inside a gate job (used by `sandbox gate`).
     #[command(hide = true)]
     GateBuiltin { name: String, options: PathBuf },
@@ -169,6 +180,39 @@ pub struct GateArgs {
     /// The audit log the gate jobs append to.
     #[arg(long)]
     pub audit: Option<PathBuf>,
+    /// Report progress on stderr as JSON lines (gate_started, gate_finished, verdict; see
+    /// `sandbox schema events`) instead of the progress display a terminal gets.
+    #[arg(long)]
+    pub events: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Write a pre-commit hook that runs `sandbox gate --staged` (where core.hooksPath says,
+    /// else in the repository's hooks directory).
+    Install {
+        /// Replace a pre-commit hook that sandbox did not write.
+        #[arg(long)]
+        force: bool,
+        /// The repository (default: the current directory).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+    },
+    /// Remove the pre-commit hook `sandbox hook install` wrote; any other hook is left alone.
+    Uninstall {
+        /// The repository (default: the current directory).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaName {
+    Outcome,
+    Verdict,
+    Profile,
+    SandboxToml,
+    Events,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +324,11 @@ pub struct ExecArgs {
     /// `$XDG_STATE_HOME/sandbox/audit.jsonl` (else `~/.local/state/sandbox/audit.jsonl`).
     #[arg(long, value_name = "PATH")]
     pub audit: Option<PathBuf>,
+    /// Report what happens on stderr as JSON lines (job_started, output_truncated,
+    /// network_decision, job_finished, and for check the gates' and the verdict; see `sandbox
+    /// schema events`). With --output json the job's own stderr is not mixed in.
+    #[arg(long)]
+    pub events: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -78,7 +78,7 @@ fn exec_json_command(
 fn run_from(code: i32, stdout: &[u8], stderr: &[u8]) -> Run {
     Run {
         code,
-        outcome: serde_json::from_slice(stdout).unwrap_or(serde_json::Value::Null),
+        outcome: common::outcome_from(stdout),
         stderr: String::from_utf8_lossy(stderr).into_owned(),
     }
 }

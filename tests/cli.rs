@@ -1,6 +1,7 @@
 //! The command line end to end: profile errors and lookup, `profile list|show`, refusals of
 //! requirements the host cannot meet, rootless runs, exit codes, the Outcome document and
-//! `--result`, `doctor` and `schema`. Everything drives the real binary.
+//! `--result`, `doctor`, the Outcome against its schema, completions and the manual page.
+//! Everything drives the real binary.
 
 // clippy's `allow-expect-in-tests` covers `#[test]` functions, not the helpers they share; a
 // failed expectation in a test helper is a test failure, which is what it should be.
@@ -48,6 +49,13 @@ impl Ran {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self:?}"))
+    }
+
+    /// stdout as one Outcome, checked against its schema.
+    fn outcome(&self) -> Value {
+        let outcome = self.json();
+        common::assert_valid("outcome", &outcome);
+        outcome
     }
 }
 
@@ -323,72 +331,6 @@ impl Unprivileged {
         assert_eq!(ran.code, 0, "{ran:?}");
         ran.json()
     }
-}
-
-/// Checks `value` against a JSON Schema as schemars writes them: `$ref` into `$defs`, `type`,
-/// `required`, `properties`, `items`, `enum`. Returns what does not match, with JSON paths.
-fn schema_problems(value: &Value, schema: &Value, root: &Value, at: &str) -> Vec<String> {
-    if schema == &Value::Bool(true) {
-        return Vec::new();
-    }
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let target = reference
-            .strip_prefix("#/")
-            .map(|pointer| pointer.split('/').fold(root, |v, key| &v[key]))
-            .unwrap_or(&Value::Null);
-        assert!(target.is_object(), "{at}: dangling $ref {reference}");
-        return schema_problems(value, target, root, at);
-    }
-    let mut problems = Vec::new();
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(one) => vec![one.as_str()],
-            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        let fits = |ty: &str| match ty {
-            "null" => value.is_null(),
-            "boolean" => value.is_boolean(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "string" => value.is_string(),
-            "array" => value.is_array(),
-            "object" => value.is_object(),
-            _ => true,
-        };
-        if !types.iter().any(|ty| fits(ty)) {
-            problems.push(format!("{at}: {value} is not of type {types:?}"));
-        }
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            problems.push(format!("{at}: {value} is not one of {options:?}"));
-        }
-    }
-    for key in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        if value.get(key).is_none() {
-            problems.push(format!("{at}: required property `{key}` is missing"));
-        }
-    }
-    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
-        for (key, sub) in properties {
-            if let Some(inner) = value.get(key) {
-                problems.extend(schema_problems(inner, sub, root, &format!("{at}.{key}")));
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            problems.extend(schema_problems(item, items, root, &format!("{at}[{i}]")));
-        }
-    }
-    problems
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,7 +725,7 @@ fn rootless_job_runs_in_a_user_namespace() {
         }
         panic!("a rootless job failed though user namespaces are available\n{ran:?}\ndoctor: {doctor:#}");
     }
-    let outcome = ran.json();
+    let outcome = ran.outcome();
     assert_eq!(outcome["isolation"]["user_ns"], true, "{ran:?}");
     let namespaces = outcome["isolation"]["namespaces"]
         .as_array()
@@ -823,7 +765,7 @@ fn rootless_scratch_uses_a_copy_and_still_rolls_back() {
             ],
             ws.path(),
         );
-        (ran.code, ran.json())
+        (ran.code, ran.outcome())
     };
     let (code, failed) = run("rm -f kept; echo new > made; exit 4");
     assert_eq!(code, 4, "{failed:#}");
@@ -972,6 +914,7 @@ fn result_file_in_text_mode_holds_the_outcome(backend: Backend) {
     assert!(ran.stderr.contains("to-stderr"), "{ran:?}");
     let text = std::fs::read_to_string(&result).expect("the result file was written");
     let outcome: Value = serde_json::from_str(&text).expect("the result file is JSON");
+    common::assert_valid("outcome", &outcome);
     assert_eq!(outcome["schema"], "sandbox/outcome@1", "{outcome:#}");
     assert_eq!(outcome["status"], "exited", "{outcome:#}");
     assert_eq!(outcome["exit_code"], 3, "{outcome:#}");
@@ -1015,7 +958,7 @@ fn json_output_is_one_outcome_document(backend: Backend) {
     let ran = run_bounded(&mut command, JOB_TIME);
     assert_eq!(ran.code, 0, "{ran:?}");
     // `from_str` rejects anything after the first document but whitespace.
-    let outcome = ran.json();
+    let outcome = ran.outcome();
     assert_eq!(outcome["schema"], "sandbox/outcome@1", "{ran:?}");
     assert_eq!(outcome["stdout"], "hi\n", "{ran:?}");
     assert_eq!(outcome["stderr"], "", "{ran:?}");
@@ -1121,22 +1064,6 @@ fn doctor_reports_host_features_and_builtin_readiness() {
 // ---------------------------------------------------------------------------------------------
 // 8. schema
 
-#[test]
-fn schema_matches_the_file_in_the_repository() {
-    let ran = sandbox(&["schema"]);
-    assert_eq!(ran.code, 0, "{ran:?}");
-    let printed = ran.json();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/outcome.schema.json");
-    let committed: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).expect("read schemas/outcome.schema.json"),
-    )
-    .expect("committed schema is JSON");
-    assert_eq!(
-        printed, committed,
-        "schemas/outcome.schema.json is stale: regenerate it with `sandbox schema`"
-    );
-}
-
 fn outcome_has_everything_the_schema_requires(backend: Backend) {
     let schema = sandbox(&["schema"]).json();
     assert!(
@@ -1164,8 +1091,7 @@ fn outcome_has_everything_the_schema_requires(backend: Backend) {
     for key in outcome.keys() {
         assert!(properties.contains_key(key), "`{key}` is not in the schema");
     }
-    let problems = schema_problems(&run.outcome, &schema, &schema, "$");
-    assert!(problems.is_empty(), "{problems:#?}\n{run:?}");
+    common::assert_valid("outcome", &run.outcome);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1215,3 +1141,28 @@ conformance!(
     outcome_has_everything_the_schema_requires,
     env_flags_are_visible_inside,
 );
+
+// ---------------------------------------------------------------------------------------------
+// 10. Completions and the manual page
+
+#[test]
+fn completions_and_man_page_print_to_stdout() {
+    let bash = sandbox(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{bash:?}");
+    assert!(bash.stdout.contains("_sandbox()"), "{bash:?}");
+    for subcommand in ["gate", "check", "hook", "schema"] {
+        assert!(bash.stdout.contains(subcommand), "{subcommand}: {bash:?}");
+    }
+    let man = sandbox(&["man"]);
+    assert_eq!(man.code, 0, "{man:?}");
+    assert!(man.stdout.starts_with('.'), "not roff: {man:?}");
+    assert!(
+        man.stdout
+            .lines()
+            .any(|line| line.starts_with(".TH sandbox 1")),
+        "{man:?}"
+    );
+    assert!(man.stdout.contains("gate"), "{man:?}");
+    let unknown = sandbox(&["completions", "nosh"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+}

@@ -243,7 +243,7 @@ fn output_flood_is_bounded_and_never_logged_by_the_engine() {
     let output = child.wait_with_output().expect("wait for sandbox");
     let run = common::Run {
         code: output.status.code().unwrap_or(-1),
-        outcome: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
+        outcome: common::outcome_from(&output.stdout),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     };
     let captured = run.stdout().len();
@@ -450,7 +450,7 @@ fn engine_stopped_or_killed_is_a_clean_125() {
         "true",
     ]);
     assert_eq!(auto.code, 0, "{auto:?}");
-    let outcome: Value = serde_json::from_str(&auto.stdout).expect("an Outcome");
+    let outcome = common::outcome_from(auto.stdout.as_bytes());
     assert_eq!(outcome["backend"], "native", "{auto:?}");
     assert!(
         outcome["backend_reason"]

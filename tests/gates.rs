@@ -53,7 +53,7 @@ fn sandbox(workspace: &Path, args: &[&str]) -> Ran {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     Ran {
         code: output.status.code().unwrap_or(-1),
-        verdict: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        verdict: common::verdict_from(stdout.as_bytes()),
         stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }

@@ -554,10 +554,12 @@ fn a_pipe_gets_json_and_a_terminal_gets_colour_unless_no_color() {
     );
     assert!(!text(&old.stdout).contains('\x1b'), "colour on a pipe");
 
-    // A terminal: `script` gives the command a pseudo-terminal.
+    // A terminal: `script` gives the command a pseudo-terminal. Its stderr (where a terminal
+    // also gets the progress display, cursor codes and all) is left out: this is about the
+    // report on stdout.
     let on_terminal = |no_color: Option<&str>| {
         let line = format!(
-            "{SANDBOX} gate --backend native --workspace {}",
+            "{SANDBOX} gate --backend native --workspace {} 2>/dev/null",
             workspace.path().display()
         );
         let mut command = Command::new("script");

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sandbox_runtime::profile::{HumanDuration, Position};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::parsers::ParserKind;
@@ -49,11 +50,13 @@ impl ProjectConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[defaults]`: what every gate gets unless it says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Defaults {
     /// The profile each gate job runs with.
     pub profile: String,
+    /// After this long a gate's tool is an error, not a hang.
     pub timeout: HumanDuration,
     /// Gates run at once (default: the number of cores).
     pub jobs: Option<usize>,

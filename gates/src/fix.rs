@@ -9,6 +9,7 @@ use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, WorkspaceMode}
 use sandbox_runtime::{JobSpec, OutputMode, Overrides};
 
 use crate::config::{GateSpec, ProjectConfig};
+use crate::events::Unobserved;
 use crate::runner::{tool_access, Runner, Selection};
 use crate::verdict::GateStatus;
 
@@ -93,6 +94,7 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
             only: vec![gate.name.clone()],
             skip: Vec::new(),
         },
+        &Unobserved,
     );
     let status = verdict
         .gates

@@ -16,6 +16,7 @@ use sandbox_runtime::spec::Bind;
 
 use crate::cache::Cache;
 use crate::config::{Defaults, GateSpec, ProjectConfig};
+use crate::events::{Event, Observer};
 use crate::finding::Finding;
 use crate::parsers::{self, Parsed, ToolRun};
 use crate::verdict::{judge, GateResult, GateStatus, Threshold, Verdict};
@@ -63,30 +64,47 @@ pub struct BuiltinOutput {
     pub metrics: BTreeMap<String, f64>,
 }
 
+impl Selection {
+    /// Whether the gate named `name` runs.
+    pub fn picks(&self, name: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|only| only == name))
+            && !self.skip.iter().any(|skip| skip == name)
+    }
+}
+
 impl Runner {
-    pub fn run(&self, config: &ProjectConfig, selection: &Selection) -> Verdict {
+    /// Runs the selected gates, telling `observer` as each starts and finishes.
+    pub fn run(
+        &self,
+        config: &ProjectConfig,
+        selection: &Selection,
+        observer: &dyn Observer,
+    ) -> Verdict {
         let started = Instant::now();
-        let chosen: Vec<&GateSpec> = config
-            .gates
-            .iter()
-            .filter(|gate| selection.only.is_empty() || selection.only.contains(&gate.name))
-            .collect();
         let mut results: Vec<Option<GateResult>> = vec![None; config.gates.len()];
         let jobs = self.jobs.max(1);
         std::thread::scope(|scope| {
             let (done, finished) = std::sync::mpsc::channel();
+            let told = |(index, result): (usize, GateResult)| {
+                observer.event(Event::gate_finished(&result));
+                (index, Some(result))
+            };
             let mut running = 0;
             for (index, gate) in config.gates.iter().enumerate() {
-                if !chosen.contains(&gate) || selection.skip.contains(&gate.name) {
+                if !selection.picks(&gate.name) {
                     results[index] = Some(skipped(gate, NOT_SELECTED));
                     continue;
                 }
                 if running == jobs {
-                    if let Ok((index, result)) = finished.recv() {
-                        results[index] = Some(result);
+                    if let Ok(ended) = finished.recv() {
+                        let (index, result) = told(ended);
+                        results[index] = result;
                     }
                     running -= 1;
                 }
+                observer.event(Event::GateStarted {
+                    name: gate.name.clone(),
+                });
                 let done = done.clone();
                 let defaults = &config.defaults;
                 scope.spawn(move || {
@@ -95,8 +113,8 @@ impl Runner {
                 running += 1;
             }
             drop(done);
-            for (index, result) in finished {
-                results[index] = Some(result);
+            for (index, result) in finished.into_iter().map(told) {
+                results[index] = result;
             }
         });
         let results = results.into_iter().flatten().collect();

@@ -75,6 +75,7 @@ pub struct GateResult {
     /// Why the status is what it is, in words (an error's cause, a threshold missed).
     pub reason: Option<String>,
     /// The gate job's Outcome (stdout and stderr trimmed).
+    #[schemars(with = "Option<sandbox_runtime::Outcome>")]
     pub outcome: Option<serde_json::Value>,
 }
 
@@ -94,6 +95,7 @@ pub struct Verdict {
     pub status: VerdictStatus,
     pub duration_ms: f64,
     /// The job's Outcome (`sandbox check`).
+    #[schemars(with = "Option<sandbox_runtime::Outcome>")]
     pub job: Option<serde_json::Value>,
     pub gates: Vec<GateResult>,
     /// `--fix`: what each gate's fix did, before the gates ran.
@@ -142,6 +144,11 @@ impl Verdict {
             VerdictStatus::Error => 3,
         }
     }
+}
+
+/// The JSON Schema of the Verdict, as committed in `schemas/verdict.schema.json`.
+pub fn verdict_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Verdict)).unwrap_or_default()
 }
 
 /// The status a gate's parsed findings and metrics earn against its thresholds: any finding of

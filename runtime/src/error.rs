@@ -36,6 +36,16 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// What `sandbox exec` exits with for this error (DESIGN section 7): 128+N when `sandbox`
+    /// was interrupted by signal N, like the shell; 125 for anything else the sandbox could not
+    /// do.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SandboxError::Interrupted { signal } => 128 + signal,
+            _ => 125,
+        }
+    }
+
     /// The message with every underlying cause, for places that have no error chain to print
     /// (the jail's report pipe).
     pub fn with_causes(&self) -> String {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod docker;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod host;
 pub mod native;
@@ -77,17 +78,38 @@ impl Held {
 /// Like [`run`], but a scratch job's changes are only measured: the returned [`Held`] writes
 /// them back (or not) when the caller has decided.
 pub fn run_holding(spec: &JobSpec) -> Result<(Outcome, Option<Held>), SandboxError> {
+    let (backend, reason) = choose_backend(spec);
+    spec.observer.emit(events::JobEvent::JobStarted {
+        backend: backend.name().into(),
+        profile: spec.profile.clone(),
+        command: spec.command.clone(),
+    });
+    let ran = run_chosen(spec, backend, reason);
+    // Writing a scratch job's changes back (`Held::settle`) changes neither its status nor its
+    // exit code: the job is over now, also for `sandbox check`, whose gates run after it.
+    match &ran {
+        Ok((outcome, _)) => spec.observer.finished(outcome),
+        Err(error) => spec.observer.failed(error),
+    }
+    ran
+}
+
+fn run_chosen(
+    spec: &JobSpec,
+    backend: Backend,
+    reason: String,
+) -> Result<(Outcome, Option<Held>), SandboxError> {
     let scratch = match spec.workspace_mode {
         profile::WorkspaceMode::Scratch => scratch::Scratch::prepare(spec)?,
         _ => {
-            let mut outcome = run_on_backend(spec)?;
+            let mut outcome = backend.run(spec, reason)?;
             redact(spec, &mut outcome);
             return Ok((outcome, None));
         }
     };
     let mut viewed = spec.clone();
     viewed.view = Some(scratch.view().to_owned());
-    let mut outcome = run_on_backend(&viewed)?;
+    let mut outcome = backend.run(&viewed, reason)?;
     let assessment = writeback::assess(spec, &scratch, &mut outcome)?;
     redact(spec, &mut outcome);
     Ok((
@@ -120,29 +142,51 @@ fn redact(spec: &JobSpec, outcome: &mut Outcome) {
     outcome.redactions += count;
 }
 
-/// `auto` takes docker when an engine answers within 500 ms and has the image, else native,
-/// and the Outcome says which and why.
-fn run_on_backend(spec: &JobSpec) -> Result<Outcome, SandboxError> {
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Native,
+    Docker,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Docker => "docker",
+        }
+    }
+
+    fn run(self, spec: &JobSpec, reason: String) -> Result<Outcome, SandboxError> {
+        match self {
+            Backend::Native => native::run(spec, reason),
+            Backend::Docker => docker::run(spec, reason),
+        }
+    }
+}
+
+/// `auto` takes docker when an engine answers within 500 ms and has the image, else native;
+/// the reason goes into the Outcome.
+fn choose_backend(spec: &JobSpec) -> (Backend, String) {
     use profile::BackendChoice;
     match spec.backend {
-        BackendChoice::Native => native::run(spec, "native requested".into()),
-        BackendChoice::Docker => docker::run(spec, "docker requested".into()),
+        BackendChoice::Native => (Backend::Native, "native requested".into()),
+        BackendChoice::Docker => (Backend::Docker, "docker requested".into()),
         BackendChoice::Auto => match docker::engine_info(&spec.image, AUTO_ENGINE_TIMEOUT) {
-            Ok(engine) if engine.image_present => docker::run(
-                spec,
+            Ok(engine) if engine.image_present => (
+                Backend::Docker,
                 format!(
                     "auto: docker {} answered and has {}",
                     engine.version, spec.image
                 ),
             ),
-            Ok(engine) => native::run(
-                spec,
+            Ok(engine) => (
+                Backend::Native,
                 format!(
                     "auto: native (docker {} has no image {}; run `sandbox image build`)",
                     engine.version, spec.image
                 ),
             ),
-            Err(why) => native::run(spec, format!("auto: native ({why})")),
+            Err(why) => (Backend::Native, format!("auto: native ({why})")),
         },
     }
 }

@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(
             committed,
             super::outcome_json_schema(),
-            "schemas/outcome.schema.json is stale: run `cargo run -- schema > schemas/outcome.schema.json`"
+            "schemas/outcome.schema.json is stale: run `SANDBOX_BLESS=1 cargo test --test schemas committed`"
         );
     }
 }

@@ -7,10 +7,15 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::events::{JobEvent, Observer};
 use crate::secrets::{Redactor, StreamRedactor};
 use crate::spec::OutputMode;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -28,20 +33,36 @@ pub struct Captured {
 pub struct OutputSink {
     mode: OutputMode,
     stream: Stream,
-    budget: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     captured: Captured,
     forwarding: bool,
     redactor: StreamRedactor,
 }
 
+/// What both sinks of a job share: the capture budget, and who is told when it runs out.
+struct Shared {
+    left: AtomicU64,
+    limit: u64,
+    observer: Observer,
+}
+
 impl OutputSink {
     /// One sink per stream of a job, sharing `limit` bytes of capture between them.
-    pub fn pair(mode: OutputMode, limit: u64, redactor: &Redactor) -> (OutputSink, OutputSink) {
-        let budget = Arc::new(AtomicU64::new(limit));
+    pub fn pair(
+        mode: OutputMode,
+        limit: u64,
+        redactor: &Redactor,
+        observer: &Observer,
+    ) -> (OutputSink, OutputSink) {
+        let shared = Arc::new(Shared {
+            left: AtomicU64::new(limit),
+            limit,
+            observer: observer.clone(),
+        });
         let sink = |stream| OutputSink {
             mode,
             stream,
-            budget: Arc::clone(&budget),
+            shared: Arc::clone(&shared),
             captured: Captured::default(),
             forwarding: true,
             redactor: redactor.stream(),
@@ -69,9 +90,15 @@ impl OutputSink {
             }
             OutputMode::Stream => {}
             OutputMode::Capture => {
-                let granted = take_budget(&self.budget, chunk.len() as u64) as usize;
+                let granted = take_budget(&self.shared.left, chunk.len() as u64) as usize;
                 self.captured.bytes.extend_from_slice(&chunk[..granted]);
-                self.captured.truncated |= granted < chunk.len();
+                if granted < chunk.len() && !self.captured.truncated {
+                    self.captured.truncated = true;
+                    self.shared.observer.emit(JobEvent::OutputTruncated {
+                        stream: self.stream,
+                        limit: self.shared.limit,
+                    });
+                }
             }
         }
     }
@@ -100,7 +127,12 @@ mod tests {
 
     #[test]
     fn capture_shares_one_budget_between_streams() {
-        let (mut out, mut err) = OutputSink::pair(OutputMode::Capture, 10, &Redactor::new(&[]));
+        let (mut out, mut err) = OutputSink::pair(
+            OutputMode::Capture,
+            10,
+            &Redactor::new(&[]),
+            &Observer::default(),
+        );
         out.write(b"123456");
         err.write(b"abcdef");
         out.write(b"xyz");
@@ -111,11 +143,39 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_capture_is_told_once_per_stream() {
+        #[derive(Default)]
+        struct Seen(std::sync::Mutex<Vec<JobEvent>>);
+        impl crate::events::JobObserver for Seen {
+            fn job_event(&self, event: JobEvent) {
+                self.0.lock().unwrap().push(event);
+            }
+        }
+        let seen = Arc::new(Seen::default());
+        let observer = Observer::new(seen.clone(), Redactor::new(&[]));
+        let (mut out, mut err) =
+            OutputSink::pair(OutputMode::Capture, 4, &Redactor::new(&[]), &observer);
+        out.write(b"123");
+        assert!(seen.0.lock().unwrap().is_empty());
+        out.write(b"456");
+        out.write(b"789");
+        err.write(b"abc");
+        let _ = (out.finish(), err.finish());
+        let told = seen.0.lock().unwrap().clone();
+        let cut = |stream| JobEvent::OutputTruncated { stream, limit: 4 };
+        assert_eq!(told, [cut(Stream::Stdout), cut(Stream::Stderr)]);
+    }
+
+    #[test]
     fn a_secret_split_across_writes_is_redacted_before_capture() {
         std::env::set_var("SANDBOX_OUTPUT_TEST_TOKEN", "hunter2-very-secret");
         let secret = Secret::resolve("TOKEN", "env:SANDBOX_OUTPUT_TEST_TOKEN", "env").unwrap();
-        let (mut out, _err) =
-            OutputSink::pair(OutputMode::Capture, 1 << 20, &Redactor::new(&[secret]));
+        let (mut out, _err) = OutputSink::pair(
+            OutputMode::Capture,
+            1 << 20,
+            &Redactor::new(&[secret]),
+            &Observer::default(),
+        );
         out.write(b"token=hunter2-ve");
         out.write(b"ry-secret done");
         let out = out.finish();

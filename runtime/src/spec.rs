@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::SandboxError;
+use crate::events::{JobObserver, Observer};
 use crate::network::{Allowlist, ProxyConfig};
 use crate::profile::{
     BackendChoice, ByteSize, CommitPolicy, Feature, HumanDuration, Limits, NetworkMode,
@@ -50,6 +51,9 @@ pub struct JobSpec {
     pub output: OutputMode,
     /// Where a scratch job's change set is written as a git-style patch.
     pub diff: Option<PathBuf>,
+    /// Who is told of the job's events as they happen (`--events`): nobody unless the caller
+    /// calls [`JobSpec::observe`].
+    pub observer: Observer,
 }
 
 /// A host path visible in the job.
@@ -248,7 +252,13 @@ impl JobSpec {
             secrets,
             output,
             diff: overrides.diff,
+            observer: Observer::default(),
         })
+    }
+
+    /// Tells `sink` of this job's events, with the job's secrets redacted from them.
+    pub fn observe(&mut self, sink: std::sync::Arc<dyn JobObserver>) {
+        self.observer = Observer::new(sink, self.redactor.clone());
     }
 }
 

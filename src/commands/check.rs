@@ -1,6 +1,7 @@
 //! `sandbox check`: the job in a scratch workspace, the gates on the view it left, and its
 //! changes written back only when the job and every gate passed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sandbox_gates::report::{self, Context};
@@ -11,6 +12,7 @@ use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
 
 use super::exec::{overrides, redacted};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
+use super::watch::Watcher;
 use crate::cli::{CheckArgs, GateSelection};
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -59,7 +61,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             overrides.diff = Some(dir.join(sandbox_gates::bundle::PATCH));
         }
     }
-    let spec = JobSpec::new(
+    let mut spec = JobSpec::new(
         &resolved,
         overrides,
         exec.command.clone(),
@@ -69,6 +71,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(project) => project,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
+    let selection = Selection { only, skip };
+    let watcher = Arc::new(Watcher::for_gates(exec.events, &project, &selection));
+    spec.observe(watcher.clone());
     let audit_log = match &exec.audit {
         Some(path) => path.clone(),
         None => audit::default_path()?,
@@ -97,7 +102,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            let gates = runner.run(&project, &Selection { only, skip }).gates;
+            let gates = runner.run(&project, &selection, watcher.as_ref()).gates;
             (gates, report::tools(&project, runner.cache.as_ref()))
         }
         _ => (
@@ -150,6 +155,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             return Ok(refuse(INFRASTRUCTURE_ERROR, &error.to_string()));
         }
     }
+    watcher.verdict(&verdict);
     gate::report(
         &verdict,
         context,

@@ -1,5 +1,7 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use sandbox_runtime::audit;
 use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, NetworkMode, WorkspaceMode};
@@ -8,6 +10,7 @@ use sandbox_runtime::spec::Bind;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
 
 use super::print_json;
+use super::watch::Watcher;
 use crate::cli::{BackendArg, CommitArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
 
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
@@ -18,7 +21,10 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
         OutputFormat::Text => OutputMode::Stream,
         OutputFormat::Json => OutputMode::Capture,
     };
-    let spec = JobSpec::new(&resolved, overrides, args.command, output)?;
+    let mut spec = JobSpec::new(&resolved, overrides, args.command, output)?;
+    if args.events {
+        spec.observe(Arc::new(Watcher::Events));
+    }
     // Checked before the job runs: a job whose record cannot be written must not run at all.
     let audit_log = match args.audit {
         Some(path) => path,

@@ -12,6 +12,7 @@ use sandbox_gates::report::{self, Context, Format};
 use sandbox_gates::runner::{Runner, Selection};
 use sandbox_gates::Verdict;
 
+use super::watch::Watcher;
 use super::{print_json, print_text};
 use crate::cli::{BackendArg, GateArgs, OutputFormat, ReportArgs};
 
@@ -96,13 +97,15 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     } else {
         Vec::new()
     };
-    let mut verdict = runner.run(&config, &selection);
+    let watcher = Watcher::for_gates(args.events, &config, &selection);
+    let mut verdict = runner.run(&config, &selection, &watcher);
     verdict.fixes = fixes;
     let context = Context {
         workspace: Some(runner.workspace.clone()),
         tools: report::tools(&config, runner.cache.as_ref()),
         colour: false,
     };
+    watcher.verdict(&verdict);
     report(
         &verdict,
         context,

@@ -6,14 +6,18 @@ mod doctor;
 mod exec;
 mod gate;
 mod gc;
+mod hook;
 mod image;
 mod profile;
+mod watch;
 
 use std::io::Write;
 
+use clap::CommandFactory;
+
 use sandbox_runtime::SandboxError;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SchemaName};
 
 /// Runs a subcommand; the `u8` is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -21,8 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(args) => exec::run(*args),
         Command::Profile(command) => profile::run(command),
         Command::Doctor { output } => doctor::run(output),
-        Command::Schema => {
-            print_json(&sandbox_runtime::outcome::outcome_json_schema())?;
+        Command::Schema { name } => {
+            print_json(&schema(name))?;
             Ok(0)
         }
         Command::Image(command) => image::run(command),
@@ -33,6 +37,30 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::GateChanges { base } => gate::changes(&base),
         Command::Audit(command) => audit::run(command),
+        Command::Hook(command) => hook::run(command),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut script);
+            print_text(&String::from_utf8_lossy(&script))?;
+            Ok(0)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print_text(&String::from_utf8_lossy(&page))?;
+            Ok(0)
+        }
+    }
+}
+
+/// Each schema comes from the type it describes; `schemas/NAME.schema.json` holds the same.
+fn schema(name: SchemaName) -> serde_json::Value {
+    match name {
+        SchemaName::Outcome => sandbox_runtime::outcome::outcome_json_schema(),
+        SchemaName::Verdict => sandbox_gates::verdict::verdict_json_schema(),
+        SchemaName::Profile => sandbox_runtime::profile::profile_json_schema(),
+        SchemaName::SandboxToml => sandbox_gates::config_schema::config_json_schema(),
+        SchemaName::Events => sandbox_gates::events::events_json_schema(),
     }
 }
 
@@ -40,8 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// interrupted `sandbox` gives 128+N like the shell.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<SandboxError>() {
-        Some(SandboxError::Interrupted { signal }) => (128 + signal).clamp(0, 255) as u8,
-        _ => 125,
+        Some(error) => error.exit_code().clamp(0, 255) as u8,
+        None => 125,
     }
 }
 

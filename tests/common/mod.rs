@@ -121,6 +121,77 @@ impl Workspace {
     }
 }
 
+/// The JSON Schemas in `schemas/`, by the names `sandbox schema NAME` knows.
+pub const SCHEMAS: [&str; 5] = ["outcome", "verdict", "profile", "sandbox-toml", "events"];
+
+pub fn schema_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{name}.schema.json"))
+}
+
+/// What in `value` breaks the committed schema `name`, each with its JSON path; formats
+/// (`date-time`) are checked too.
+pub fn schema_errors(name: &str, value: &Value) -> Vec<String> {
+    static VALIDATORS: std::sync::OnceLock<Vec<(&str, jsonschema::Validator)>> =
+        std::sync::OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        SCHEMAS
+            .iter()
+            .map(|name| {
+                let path = schema_path(name);
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let schema: Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let validator = jsonschema::options()
+                    .should_validate_formats(true)
+                    .build(&schema)
+                    .unwrap_or_else(|e| panic!("{} is no JSON Schema: {e}", path.display()));
+                (*name, validator)
+            })
+            .collect()
+    });
+    let (_, validator) = validators
+        .iter()
+        .find(|(known, _)| *known == name)
+        .unwrap_or_else(|| panic!("no schema `{name}`; the schemas are {SCHEMAS:?}"));
+    validator
+        .iter_errors(value)
+        .map(|error| format!("{}: {error}", error.instance_path()))
+        .collect()
+}
+
+/// Fails the test when `value` does not match `schemas/NAME.schema.json`: what the binary
+/// prints is what the schema promises callers.
+pub fn assert_valid(name: &str, value: &Value) {
+    let errors = schema_errors(name, value);
+    assert!(
+        errors.is_empty(),
+        "not a valid {name} (schemas/{name}.schema.json):\n{}\n{value:#}",
+        errors.join("\n")
+    );
+}
+
+/// An Outcome the binary printed (or wrote), checked against its schema; `Null` when `bytes`
+/// are no JSON at all (the sandbox refused before there was an Outcome).
+pub fn outcome_from(bytes: &[u8]) -> Value {
+    checked("outcome", bytes)
+}
+
+/// A Verdict the binary printed, checked against its schema; `Null` when `bytes` are no JSON.
+pub fn verdict_from(bytes: &[u8]) -> Value {
+    checked("verdict", bytes)
+}
+
+fn checked(name: &str, bytes: &[u8]) -> Value {
+    let value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    if !value.is_null() {
+        assert_valid(name, &value);
+    }
+    value
+}
+
 /// The result of one `sandbox exec --output json`.
 pub struct Run {
     pub code: i32,
@@ -172,7 +243,7 @@ pub fn exec_json(backend: Backend, workspace: &Workspace, extra: &[&str], comman
         .stdin(Stdio::null())
         .output()
         .expect("run sandbox");
-    let outcome = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let outcome = outcome_from(&output.stdout);
     Run {
         code: output.status.code().unwrap_or(-1),
         outcome,

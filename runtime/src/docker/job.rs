@@ -20,7 +20,6 @@ use crate::network::{self, Listener, Proxy};
 use crate::outcome::{Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, SeccompMode};
-use crate::secrets::Redactor;
 use crate::spec::{JobSpec, OutputMode};
 
 use super::cleanup::{self, Supervisor};
@@ -247,7 +246,7 @@ async fn drive(
         done.send_replace(true);
         waited
     };
-    let output = Output::new(spec.output, spec.limits.output.0, &spec.redactor);
+    let output = Output::new(spec);
     let pumping = pump(output_stream, output, done.subscribe());
     let watching = async {
         let init = init.as_deref()?;
@@ -363,7 +362,7 @@ fn start_proxy(
                 source,
             })
         })?;
-    let proxy = Proxy::new(spec.proxy.clone());
+    let proxy = Proxy::new(spec.proxy.clone(), spec.observer.clone());
     let serving = proxy.clone();
     let task = tokio::spawn(async move { serving.serve(Listener::Tcp(listener)).await });
     Ok((proxy, task))
@@ -475,9 +474,14 @@ enum Output {
 }
 
 impl Output {
-    fn new(mode: OutputMode, limit: u64, redactor: &Redactor) -> Output {
-        let (mut stdout, mut stderr) = OutputSink::pair(mode, limit, redactor);
-        match mode {
+    fn new(spec: &JobSpec) -> Output {
+        let (mut stdout, mut stderr) = OutputSink::pair(
+            spec.output,
+            spec.limits.output.0,
+            &spec.redactor,
+            &spec.observer,
+        );
+        match spec.output {
             OutputMode::Capture => Output::Capture { stdout, stderr },
             OutputMode::Stream => {
                 let (chunks, mut receiver) = tokio::sync::mpsc::channel(FORWARD_QUEUE);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use crate::error::SandboxError;
+use crate::events::Observer;
 use std::os::fd::AsRawFd;
 
 use crate::network::{fdpass, Listener, NetworkEvent, Proxy, ProxyConfig};
@@ -52,12 +53,16 @@ impl Egress {
 
     /// Starts serving in a thread of its own (call after the clone: the jail must be cloned
     /// from a single-threaded process).
-    pub fn start(&mut self, config: ProxyConfig) -> Result<RunningProxy, SandboxError> {
+    pub fn start(
+        &mut self,
+        config: ProxyConfig,
+        observer: Observer,
+    ) -> Result<RunningProxy, SandboxError> {
         let listener = self
             .listener
             .take()
             .ok_or_else(|| SandboxError::Setup("the egress proxy was started twice".into()))?;
-        let proxy = Proxy::new(config);
+        let proxy = Proxy::new(config, observer);
         let serving = proxy.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -192,10 +192,14 @@ fn run_in_cgroup(
 
     let proxy = egress
         .as_mut()
-        .map(|egress| egress.start(spec.proxy.clone()))
+        .map(|egress| egress.start(spec.proxy.clone(), spec.observer.clone()))
         .transpose();
-    let (stdout_sink, stderr_sink) =
-        OutputSink::pair(spec.output, spec.limits.output.0, &spec.redactor);
+    let (stdout_sink, stderr_sink) = OutputSink::pair(
+        spec.output,
+        spec.limits.output.0,
+        &spec.redactor,
+        &spec.observer,
+    );
     let readers = [
         spawn_reader(stdout_read, stdout_sink),
         spawn_reader(stderr_read, stderr_sink),

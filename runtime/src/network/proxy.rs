@@ -15,6 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::rules::{Allowlist, Decision, Target};
 use super::{fdpass, splice};
+use crate::events::{JobEvent, Observer};
 
 /// One connection attempt through the proxy, as the Outcome reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +76,8 @@ pub struct Proxy {
     config: Arc<ProxyConfig>,
     slots: Arc<Semaphore>,
     events: Arc<Mutex<Vec<NetworkEvent>>>,
+    /// Told of each decision as it is made; `events` has it once the connection is over.
+    observer: Observer,
     /// Set when the job has ended: open connections are closed and recorded at once.
     stopped: watch::Sender<bool>,
 }
@@ -82,11 +85,12 @@ pub struct Proxy {
 const MAX_HEADER: usize = 16 * 1024;
 
 impl Proxy {
-    pub fn new(config: ProxyConfig) -> Proxy {
+    pub fn new(config: ProxyConfig, observer: Observer) -> Proxy {
         Proxy {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
             events: Arc::new(Mutex::new(Vec::new())),
+            observer,
             stopped: watch::channel(false).0,
         }
     }
@@ -151,7 +155,9 @@ impl Proxy {
             let _ = client
                 .write_all(http_response(503, "Service Unavailable", &reason).as_bytes())
                 .await;
-            self.record(Attempt::refused("unknown", "", 0, reason), started);
+            let attempt = Attempt::refused("unknown", "", 0, reason);
+            self.decided(&attempt);
+            self.record(attempt, started);
             return;
         };
         let mut stopped = self.stopped.subscribe();
@@ -328,15 +334,14 @@ impl Proxy {
         if command != 0x01 {
             // Only CONNECT: BIND and UDP ASSOCIATE would open doors the allowlist cannot see.
             let _ = client.write_all(&socks_reply(0x07)).await;
-            self.record(
-                Attempt::refused(
-                    "socks5",
-                    &host,
-                    port,
-                    "only the SOCKS5 CONNECT command is supported (no UDP, no BIND)".into(),
-                ),
-                started,
+            let attempt = Attempt::refused(
+                "socks5",
+                &host,
+                port,
+                "only the SOCKS5 CONNECT command is supported (no UDP, no BIND)".into(),
             );
+            self.decided(&attempt);
+            self.record(attempt, started);
             return;
         }
         let Some(upstream) = self
@@ -384,6 +389,7 @@ impl Proxy {
             address: resolved.first().map(ToString::to_string),
             decision: decision.clone(),
         };
+        self.decided(&attempt);
         if !decision.allow {
             let reason = format!("sandbox: {}", decision.reason);
             refuse(client, reply, (403, "Forbidden", 0x02), &reason).await;
@@ -477,6 +483,17 @@ impl Proxy {
             received.load(Ordering::Relaxed),
         );
         self.record(counted, started);
+    }
+
+    /// Tells the observer at once, before any connecting or relaying: an orchestrator sees a
+    /// denial while the job still waits on it.
+    fn decided(&self, attempt: &Attempt) {
+        self.observer.emit(JobEvent::NetworkDecision {
+            host: attempt.host.clone(),
+            port: attempt.port,
+            allowed: attempt.decision.allow,
+            rule: attempt.decision.rule.clone(),
+        });
     }
 
     fn record(&self, attempt: impl Into<NetworkEvent>, started: Instant) {

@@ -92,6 +92,12 @@ pub enum ProfileError {
     Cycle(String, String),
 }
 
+/// The JSON Schema of a profile file (its TOML as data), as committed in
+/// `schemas/profile.schema.json`.
+pub fn profile_json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Profile)).unwrap_or_default()
+}
+
 /// The directories searched for `NAME.toml`, in order, before the built-ins.
 pub fn search_path() -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(".sandbox/profiles")];
