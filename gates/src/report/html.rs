@@ -205,14 +205,9 @@ fn fixes(page: &mut String, verdict: &Verdict) {
     for fix in &verdict.fixes {
         let _ = writeln!(
             page,
-            "<li><strong>{}</strong>: {}, {} file(s) changed{}</li>",
+            "<li><strong>{}</strong>: {}{}</li>",
             esc(&fix.gate),
-            if fix.committed {
-                "written back"
-            } else {
-                "not written back"
-            },
-            fix.changed.len(),
+            super::fix_outcome(fix),
             fix.reason
                 .as_deref()
                 .map(|reason| format!(" ({})", esc(reason)))

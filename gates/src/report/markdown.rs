@@ -102,14 +102,9 @@ pub(super) fn render(verdict: &Verdict) -> String {
     }
     for fix in &verdict.fixes {
         text.push_str(&format!(
-            "- **{}**: {}, {} file(s) changed{}\n",
+            "- **{}**: {}{}\n",
             escape(&fix.gate),
-            if fix.committed {
-                "written back"
-            } else {
-                "not written back"
-            },
-            fix.changed.len(),
+            super::fix_outcome(fix),
             fix.reason
                 .as_deref()
                 .map(|reason| format!(" ({})", escape(reason)))

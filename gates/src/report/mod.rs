@@ -211,6 +211,20 @@ pub(crate) fn place(finding: &Finding) -> String {
 
 /// Tool text on one line: messages spanning lines (mypy's notes) are joined, and control
 /// characters (a terminal escape in a message) become spaces.
+/// What a `--fix` did, in words: `written back, 2 file(s) changed`. Each format adds the gate
+/// and the reason in its own escaping.
+pub(crate) fn fix_outcome(fix: &crate::fix::FixResult) -> String {
+    format!(
+        "{}, {} file(s) changed",
+        if fix.committed {
+            "written back"
+        } else {
+            "not written back"
+        },
+        fix.changed.len()
+    )
+}
+
 pub(crate) fn one_line(text: &str) -> String {
     text.split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|word| !word.is_empty())

@@ -59,14 +59,9 @@ pub(super) fn render(verdict: &Verdict, context: &Context) -> String {
     text.push_str(&what_to_run(&gates, verdict.fixes.is_empty()));
     for fix in &verdict.fixes {
         text.push_str(&format!(
-            "\nfix {}: {} ({} file(s) changed){}",
+            "\nfix {}: {}{}",
             one_line(&fix.gate),
-            if fix.committed {
-                "written back"
-            } else {
-                "not written back"
-            },
-            fix.changed.len(),
+            super::fix_outcome(fix),
             fix.reason
                 .as_deref()
                 .map(|r| format!("; {}", one_line(r)))
