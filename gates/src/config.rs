@@ -24,14 +24,18 @@ pub struct ProjectConfig {
 }
 
 impl ProjectConfig {
-    /// What the project must do before gate `names` can run at all, when a gate job could not
-    /// do it itself: cargo runs `--locked --offline`, so without a `Cargo.lock` every cargo
-    /// gate would fail as a tool error (exit 3, "retry"), where no retry helps.
-    pub fn unready(&self, workspace: &Path, names: &[&str]) -> Option<String> {
+    /// What the project must do before the gates `selection` picks can run at all, when a gate
+    /// job could not do it itself: cargo runs `--locked --offline`, so without a `Cargo.lock`
+    /// every cargo gate would fail as a tool error (exit 3, "retry"), where no retry helps.
+    pub fn unready(
+        &self,
+        workspace: &Path,
+        selection: &crate::runner::Selection,
+    ) -> Option<String> {
         let locked: Vec<&str> = self
             .gates
             .iter()
-            .filter(|gate| names.contains(&gate.name.as_str()))
+            .filter(|gate| selection.picks(&gate.name))
             .filter(|gate| gate.command.first().is_some_and(|c| c == "cargo"))
             .filter(|gate| gate.command.iter().any(|arg| arg == "--locked"))
             .map(|gate| gate.name.as_str())

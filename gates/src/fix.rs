@@ -31,8 +31,7 @@ pub fn fix(runner: &Runner, config: &ProjectConfig, selection: &Selection) -> Ve
         .gates
         .iter()
         .filter(|gate| gate.fix.is_some())
-        .filter(|gate| selection.only.is_empty() || selection.only.contains(&gate.name))
-        .filter(|gate| !selection.skip.contains(&gate.name))
+        .filter(|gate| selection.picks(&gate.name))
         .map(|gate| {
             fix_one(runner, config, gate).unwrap_or_else(|why| FixResult {
                 gate: gate.name.clone(),

@@ -43,14 +43,11 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    let chosen: Vec<&str> = config
-        .gates
-        .iter()
-        .map(|gate| gate.name.as_str())
-        .filter(|name| args.gates.only.is_empty() || args.gates.only.iter().any(|o| o == name))
-        .filter(|name| !args.gates.skip.iter().any(|s| s == name))
-        .collect();
-    if let Some(missing) = config.unready(&workspace, &chosen) {
+    let selection = Selection {
+        only: args.gates.only,
+        skip: args.gates.skip,
+    };
+    if let Some(missing) = config.unready(&workspace, &selection) {
         return Ok(refuse(CONFIG_ERROR, &missing));
     }
     let backend = backend_name(args.backend);
@@ -86,10 +83,6 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
             Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
         }
     }
-    let selection = Selection {
-        only: args.gates.only,
-        skip: args.gates.skip,
-    };
     // Before any gate runs: the fixes run their jobs in this process, which must have one
     // thread then (the native backend forks).
     let fixes = if args.fix {
