@@ -224,6 +224,12 @@ pub fn append(path: &Path, body: &Value) -> Result<AppendedRecord, AuditError> {
             return Err(io_error("append to", path, source));
         }
     }
+    // Synced after unlocking: concurrent supervisors then share the journal commit (a group
+    // commit) instead of queueing for the lock behind each other's flush. Our line is on disk
+    // before we return either way, and a later line chained onto it is only durable with it.
+    let file = file
+        .unlock()
+        .map_err(|(_, errno)| io_error("unlock", path, errno.into()))?;
     file.sync_data()
         .map_err(|source| io_error("sync", path, source))?;
     if length == 0 {
@@ -234,7 +240,6 @@ pub fn append(path: &Path, body: &Value) -> Result<AppendedRecord, AuditError> {
                 .map_err(|source| io_error("sync the directory of", path, source))?;
         }
     }
-    // Dropping the Flock unlocks, after the data is synced.
     Ok(AppendedRecord { seq, hash })
 }
 
