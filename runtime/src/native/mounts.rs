@@ -2,7 +2,8 @@
 //! its new mount namespace.
 //!
 //! The new root is a tmpfs of our own holding one bind mount per top-level host directory, each
-//! made read-only (recursively, with `mount_setattr`) the moment it is mounted. Every mount
+//! made read-only (recursively, with `mount_setattr`) the moment it is mounted; a hidden
+//! top-level directory is not bound at all, only recreated empty. Every mount
 //! point created after that is created in a tmpfs of ours: a missing mount point inside a host
 //! directory fails with EROFS instead of being created on the host. As in bubblewrap, the host
 //! root is first moved to `/oldroot` of a scratch tmpfs so that mount sources stay reachable
@@ -46,6 +47,11 @@ const PROC_MASKED: [&str; 6] = [
 pub enum MountOp {
     /// A top-level host directory, bound recursively and made read-only at once.
     HostDir {
+        name: String,
+    },
+    /// A hidden top-level host directory: not bound at all, just an empty directory in the new
+    /// root, which is read-only at the end. Cheaper than a bind covered by a tmpfs.
+    EmptyDir {
         name: String,
     },
     /// A top-level host file, bound read-only.
@@ -129,6 +135,13 @@ impl MountPlan {
             path: host_root.to_owned(),
             source,
         })?;
+        let mut hidden: Vec<(PathBuf, bool)> = spec
+            .hide
+            .iter()
+            .filter_map(|path| resolve_on_host(host_root, path))
+            .collect();
+        hidden.sort();
+        hidden.dedup();
         let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
         names.sort_by_key(|entry| entry.file_name());
         for entry in names {
@@ -144,7 +157,13 @@ impl MountPlan {
                     ops.push(MountOp::HostSymlink { name, target });
                 }
             } else if file_type.is_dir() {
-                ops.push(MountOp::HostDir { name });
+                let whole = (Path::new("/").join(&name), true);
+                if let Some(at) = hidden.iter().position(|hide| *hide == whole) {
+                    hidden.remove(at);
+                    ops.push(MountOp::EmptyDir { name });
+                } else {
+                    ops.push(MountOp::HostDir { name });
+                }
             } else if file_type.is_file() {
                 ops.push(MountOp::HostFile { name });
             }
@@ -159,13 +178,6 @@ impl MountPlan {
             });
         }
         // Hidden paths first, so that extra mounts below a hidden directory land in its tmpfs.
-        let mut hidden: Vec<(PathBuf, bool)> = spec
-            .hide
-            .iter()
-            .filter_map(|path| resolve_on_host(host_root, path))
-            .collect();
-        hidden.sort();
-        hidden.dedup();
         for (target, is_dir) in hidden {
             ops.push(if is_dir {
                 MountOp::HideDir { target }
@@ -280,6 +292,7 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
             bind(&old(Path::new(name)), &target, true)?;
             set_read_only_recursive(&target)?;
         }
+        MountOp::EmptyDir { name } => make_dir(&new(Path::new(name)))?,
         MountOp::HostFile { name } => {
             let target = new(Path::new(name));
             make_file(&target)?;
@@ -647,7 +660,16 @@ mod tests {
             name: "proc".into()
         }));
         assert!(!plan.ops.contains(&MountOp::HostDir { name: "tmp".into() }));
-        assert!(plan.ops.contains(&MountOp::HideDir {
+        assert!(
+            plan.ops.contains(&MountOp::EmptyDir {
+                name: "home".into()
+            }),
+            "a hidden top-level directory is an empty one, not a bind under a tmpfs"
+        );
+        assert!(!plan.ops.contains(&MountOp::HostDir {
+            name: "home".into()
+        }));
+        assert!(!plan.ops.contains(&MountOp::HideDir {
             target: "/home".into()
         }));
         let workspace = plan.ops.last().unwrap();
