@@ -12,10 +12,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{Backend, Workspace, SANDBOX};
+use common::{run_within, sandbox_command, start, Backend, Ran, Running, Workspace, SANDBOX};
 use serde_json::Value;
 
 /// What `sandbox exec` exits with when the sandbox itself failed (DESIGN section 7).
@@ -26,53 +26,9 @@ const TAMPERED: i32 = 1;
 /// A job or a verify that takes longer than this is hung, not slow.
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
-/// One finished run of the binary.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn spawn(command: &mut Command) -> Child {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"))
-}
-
-/// Waits for `child`, killing it and failing the test past TIME_LIMIT.
-fn finish(mut child: Child) -> Ran {
-    let deadline = Instant::now() + TIME_LIMIT;
-    while child.try_wait().expect("wait for sandbox").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sandbox did not finish within {TIME_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("collect output");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
+/// `common::sandbox`, but a run past TIME_LIMIT fails the test.
 fn sandbox(args: &[&str]) -> Ran {
-    finish(spawn(Command::new(SANDBOX).args(args)))
+    run_within(&mut sandbox_command(args), TIME_LIMIT)
 }
 
 /// `sandbox exec --backend B --workspace WS --audit LOG -- command...`
@@ -114,7 +70,7 @@ impl Log {
         let log = Log::new();
         let ws = Workspace::new();
         for (command, code) in JOBS {
-            let ran = finish(spawn(&mut exec(backend, &ws, &log.path, command)));
+            let ran = run_within(&mut exec(backend, &ws, &log.path, command), TIME_LIMIT);
             assert_eq!(ran.code, code, "{command:?}\n{ran:?}");
         }
         log
@@ -238,12 +194,10 @@ fn unwritable_audit_log_stops_the_job_before_it_runs(backend: Backend) {
     let ws = Workspace::new();
     let blocker = ws.write("not-a-directory", "");
     let path = blocker.join("audit.jsonl");
-    let ran = finish(spawn(&mut exec(
-        backend,
-        &ws,
-        &path,
-        &["sh", "-c", "touch /workspace/ran"],
-    )));
+    let ran = run_within(
+        &mut exec(backend, &ws, &path, &["sh", "-c", "touch /workspace/ran"]),
+        TIME_LIMIT,
+    );
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
     assert!(
         ran.stderr.contains(&path.display().to_string()),
@@ -259,12 +213,15 @@ fn a_torn_last_line_stops_the_next_job_before_it_runs() {
     text.push_str("{\"seq\":5,\"id\":\"cut sh");
     std::fs::write(&log.path, &text).expect("tear the log");
     let ws = Workspace::new();
-    let ran = finish(spawn(&mut exec(
-        Backend::Native,
-        &ws,
-        &log.path,
-        &["sh", "-c", "touch /workspace/ran"],
-    )));
+    let ran = run_within(
+        &mut exec(
+            Backend::Native,
+            &ws,
+            &log.path,
+            &["sh", "-c", "touch /workspace/ran"],
+        ),
+        TIME_LIMIT,
+    );
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
     let at = format!("{}:5:", log.path.display());
     assert!(ran.stderr.contains(&at), "expected `{at}`\n{ran:?}");
@@ -292,7 +249,7 @@ fn network_decisions_are_recorded() {
         .arg("--audit")
         .arg(&log.path)
         .args(["--", "sh", "-c", script]);
-    let ran = finish(spawn(&mut command));
+    let ran = run_within(&mut command, TIME_LIMIT);
     assert_eq!(ran.code, 0, "{ran:?}");
     let records = log.records();
     assert_eq!(
@@ -326,7 +283,7 @@ fn failed_setups_and_change_sets_are_recorded() {
         .arg("--audit")
         .arg(&log.path)
         .args(["--", "touch", "ran"]);
-    let ran = finish(spawn(&mut refused));
+    let ran = run_within(&mut refused, TIME_LIMIT);
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
     assert!(ran.stderr.contains("/usr/sandbox-secret"), "{ran:?}");
     assert!(!ws.file("ran").exists());
@@ -345,7 +302,7 @@ fn failed_setups_and_change_sets_are_recorded() {
         .arg("--audit")
         .arg(&log.path)
         .args(["--", "sh", "-c", "echo hi > made"]);
-    let ran = finish(spawn(&mut scratch));
+    let ran = run_within(&mut scratch, TIME_LIMIT);
     assert_eq!(ran.code, 0, "{ran:?}");
 
     let records = log.records();
@@ -376,13 +333,14 @@ fn failed_setups_and_change_sets_are_recorded() {
 fn default_log_is_private_under_xdg_state_home() {
     let state = tempfile::tempdir().expect("tempdir");
     let ws = Workspace::new();
-    let ran = finish(spawn(
+    let ran = run_within(
         Command::new(SANDBOX)
             .env("XDG_STATE_HOME", state.path())
             .args(["exec", "--backend", "native", "--workspace"])
             .arg(ws.path())
             .args(["--", "true"]),
-    ));
+        TIME_LIMIT,
+    );
     assert_eq!(ran.code, 0, "{ran:?}");
     let path = state.path().join("sandbox/audit.jsonl");
     let mode = |p: &Path| {
@@ -394,11 +352,12 @@ fn default_log_is_private_under_xdg_state_home() {
     };
     assert_eq!(mode(&path), 0o600, "the log");
     assert_eq!(mode(&state.path().join("sandbox")), 0o700, "its directory");
-    let verified = finish(spawn(
+    let verified = run_within(
         Command::new(SANDBOX)
             .env("XDG_STATE_HOME", state.path())
             .args(["audit", "verify"]),
-    ));
+        TIME_LIMIT,
+    );
     assert_eq!(verified.code, 0, "{verified:?}");
     assert!(
         verified.stdout.starts_with("ok: 1 records, head "),
@@ -413,11 +372,11 @@ fn concurrent_execs_extend_one_chain() {
     const WRITERS: usize = 8;
     let log = Log::new();
     let workspaces: Vec<Workspace> = (0..WRITERS).map(|_| Workspace::new()).collect();
-    let children: Vec<Child> = workspaces
+    let children: Vec<Running> = workspaces
         .iter()
         .enumerate()
         .map(|(n, ws)| {
-            spawn(&mut exec(
+            start(&mut exec(
                 Backend::Native,
                 ws,
                 &log.path,
@@ -426,7 +385,7 @@ fn concurrent_execs_extend_one_chain() {
         })
         .collect();
     for child in children {
-        let ran = finish(child);
+        let ran = child.finish(TIME_LIMIT);
         assert_eq!(ran.code, 0, "{ran:?}");
     }
     let ran = log.verify(&[]);

@@ -12,15 +12,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{exec_json, Backend, Workspace, SANDBOX};
+use common::{exec_json, run_within, sandbox_command, Backend, Ran, Workspace, SANDBOX};
 use serde_json::Value;
 
 const BUILTINS: [&str; 5] = ["strict", "standard", "networked", "gate", "permissive"];
@@ -38,94 +37,9 @@ const JOB_TIME: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// One finished run of the binary.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self:?}"))
-    }
-
-    /// stdout as one Outcome, checked against its schema.
-    fn outcome(&self) -> Value {
-        let outcome = self.json();
-        common::assert_valid("outcome", &outcome);
-        outcome
-    }
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code,
-            abridged(&self.stdout),
-            abridged(&self.stderr)
-        )
-    }
-}
-
-/// Keeps a failure message readable when a run printed pages.
-fn abridged(text: &str) -> String {
-    const HEAD: usize = 2000;
-    const TAIL: usize = 500;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= HEAD + TAIL {
-        return text.to_owned();
-    }
-    let head: String = chars[..HEAD].iter().collect();
-    let tail: String = chars[chars.len() - TAIL..].iter().collect();
-    format!(
-        "{head}[... {} characters left out ...]{tail}",
-        chars.len() - HEAD - TAIL
-    )
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Runs `command` to the end, failing the test if it takes longer than `limit`.
-fn run_bounded(command: &mut Command, limit: Duration) -> Ran {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-    let stdout = drain(child.stdout.take().expect("stdout piped"));
-    let stderr = drain(child.stderr.take().expect("stderr piped"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for sandbox") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ran {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
+/// `common::sandbox`, but a run past JOB_TIME fails the test.
 fn sandbox(args: &[&str]) -> Ran {
-    run_bounded(Command::new(SANDBOX).args(args), JOB_TIME)
+    run_within(&mut sandbox_command(args), JOB_TIME)
 }
 
 /// `sandbox exec --backend B --workspace WS [extra...] -- command...` in the default (text,
@@ -190,9 +104,8 @@ impl Project {
 
     /// Runs the binary from the project directory.
     fn sandbox(&self, args: &[&str]) -> Ran {
-        run_bounded(
-            Command::new(SANDBOX)
-                .args(args)
+        run_within(
+            sandbox_command(args)
                 .current_dir(self.root())
                 .env("XDG_CONFIG_HOME", self.xdg())
                 .env("HOME", self.root().join("home")),
@@ -317,7 +230,7 @@ impl Unprivileged {
                 .current_dir(cwd)
                 .env("HOME", cwd)
                 .env_remove("XDG_CONFIG_HOME");
-            let ran = run_bounded(&mut command, JOB_TIME);
+            let ran = run_within(&mut command, JOB_TIME);
             if !ran.stderr.contains("Text file busy") {
                 return ran;
             }
@@ -827,7 +740,7 @@ fn exit_code_is_the_jobs_own(backend: Backend) {
     assert_eq!(run.status(), "exited", "{run:?}");
     assert_eq!(run.outcome["exit_code"], 42, "{run:?}");
     assert_eq!(run.outcome["signal"], Value::Null, "{run:?}");
-    let text = run_bounded(
+    let text = run_within(
         &mut exec_text(backend, &ws, &[], &["sh", "-c", "exit 42"]),
         JOB_TIME,
     );
@@ -899,7 +812,7 @@ fn result_file_in_text_mode_holds_the_outcome(backend: Backend) {
     let ws = Workspace::new();
     let out = tempfile::tempdir().expect("tempdir");
     let result = out.path().join("outcome.json");
-    let ran = run_bounded(
+    let ran = run_within(
         &mut exec_text(
             backend,
             &ws,
@@ -955,7 +868,7 @@ fn result_file_matches_the_json_output(backend: Backend) {
 fn json_output_is_one_outcome_document(backend: Backend) {
     let ws = Workspace::new();
     let mut command = exec_text(backend, &ws, &["--output", "json"], &["echo", "hi"]);
-    let ran = run_bounded(&mut command, JOB_TIME);
+    let ran = run_within(&mut command, JOB_TIME);
     assert_eq!(ran.code, 0, "{ran:?}");
     // `from_str` rejects anything after the first document but whitespace.
     let outcome = ran.outcome();

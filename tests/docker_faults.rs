@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Workspace, SANDBOX};
+use common::{sandbox, Backend, Ran, Workspace, SANDBOX};
 use serde_json::Value;
 
 /// The engine-fault test takes it for writing; every other test here for reading.
@@ -41,38 +41,6 @@ fn engine_answers() -> bool {
             common::skip(&why);
             false
         }
-    }
-}
-
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let head = |text: &str| text.chars().take(3000).collect::<String>();
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code,
-            head(&self.stdout),
-            head(&self.stderr)
-        )
-    }
-}
-
-fn sandbox(args: &[&str]) -> Ran {
-    let output = Command::new(SANDBOX)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -241,11 +209,7 @@ fn output_flood_is_bounded_and_never_logged_by_the_engine() {
         .filter(|dir| dir.is_dir())
         .map(|dir| (disk_usage(&dir), dir));
     let output = child.wait_with_output().expect("wait for sandbox");
-    let run = common::Run {
-        code: output.status.code().unwrap_or(-1),
-        outcome: common::outcome_from(&output.stdout),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let run = common::Run::from(output);
     let captured = run.stdout().len();
     let mut shown = run.outcome.clone();
     shown["stdout"] = format!("<{captured} bytes>").into();
@@ -485,11 +449,7 @@ fn engine_stopped_or_killed_is_a_clean_125() {
     );
     guard.stop(nix::sys::signal::Signal::SIGKILL);
     let output = child.wait_with_output().expect("wait for sandbox");
-    let ran = Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let ran = Ran::from(output);
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
     assert!(ran.stderr.contains("Docker engine"), "{ran:?}");
     assert!(ran.stderr.contains("sandbox gc"), "{ran:?}");

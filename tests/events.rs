@@ -6,32 +6,18 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Workspace, SANDBOX};
+use common::{run, sandbox_command, sandbox_in, Ran, Workspace, SANDBOX};
 use serde_json::Value;
 
-fn sandbox(workspace: &Path, args: &[&str]) -> Output {
-    let (subcommand, rest) = args.split_first().expect("a subcommand");
-    Command::new(SANDBOX)
-        .arg(subcommand)
-        .arg("--workspace")
-        .arg(workspace)
-        .args(rest)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox")
-}
-
 /// Every line of stderr, each parsed and checked against the events schema.
-fn events(output: &Output) -> Vec<Value> {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    stderr
+fn events(ran: &Ran) -> Vec<Value> {
+    ran.stderr
         .lines()
         .map(|line| {
             let event: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{output:?}"));
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{ran:?}"));
             common::assert_valid("events", &event);
             event
         })
@@ -72,7 +58,7 @@ fn exec_reports_a_job_from_start_to_finish() {
         connect("127.0.0.1:9"),
         connect("refused.invalid:443")
     );
-    let output = sandbox(
+    let ran = sandbox_in(
         workspace.path(),
         &[
             "exec",
@@ -93,8 +79,8 @@ fn exec_reports_a_job_from_start_to_finish() {
             &script,
         ],
     );
-    assert_eq!(output.status.code(), Some(3), "{output:?}");
-    let events = events(&output);
+    assert_eq!(ran.code, 3, "{ran:?}");
+    let events = events(&ran);
     let mut sorted = kinds(&events);
     // The output is read by a thread of its own: its event may come after the proxy's.
     sorted[1..4].sort_unstable();
@@ -125,7 +111,7 @@ fn exec_reports_a_job_from_start_to_finish() {
     assert_eq!(decisions[1]["allowed"], false);
     assert_eq!(finished["status"], "exited");
     assert_eq!(finished["exit_code"], 3);
-    let outcome = common::outcome_from(&output.stdout);
+    let outcome = common::outcome_from(ran.stdout.as_bytes());
     assert_eq!(
         outcome["network"]["events"].as_array().map(Vec::len),
         Some(2)
@@ -139,24 +125,20 @@ fn exec_reports_a_job_the_sandbox_could_not_run() {
     let workspace = Workspace::new();
     let missing = tempfile::tempdir().expect("tempdir");
     let socket = format!("unix://{}", missing.path().join("docker.sock").display());
-    let output = Command::new(SANDBOX)
-        .args([
-            "exec",
-            "--backend",
-            "docker",
-            "--events",
-            "--output",
-            "json",
-        ])
-        .arg("--workspace")
-        .arg(workspace.path())
-        .args(["--", "true"])
-        .env("DOCKER_HOST", &socket)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox");
-    assert_eq!(output.status.code(), Some(125), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ran = run(sandbox_command(&[
+        "exec",
+        "--backend",
+        "docker",
+        "--events",
+        "--output",
+        "json",
+    ])
+    .arg("--workspace")
+    .arg(workspace.path())
+    .args(["--", "true"])
+    .env("DOCKER_HOST", &socket));
+    assert_eq!(ran.code, 125, "{ran:?}");
+    let stderr = &ran.stderr;
     // The stream, then sandbox's own message saying what failed.
     let (lines, message): (Vec<&str>, Vec<&str>) =
         stderr.lines().partition(|line| line.starts_with('{'));
@@ -193,7 +175,7 @@ command = ["true"]
 fn gate_reports_each_gate_then_the_verdict_last() {
     let workspace = Workspace::new();
     workspace.write("sandbox.toml", GATES);
-    let output = sandbox(
+    let ran = sandbox_in(
         workspace.path(),
         &[
             "gate",
@@ -207,8 +189,8 @@ fn gate_reports_each_gate_then_the_verdict_last() {
             "--events",
         ],
     );
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let events = events(&output);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let events = events(&ran);
     assert_eq!(events.len(), 5, "{events:#?}");
     for name in ["passes", "fails"] {
         assert!(
@@ -220,7 +202,7 @@ fn gate_reports_each_gate_then_the_verdict_last() {
     assert_eq!(fails["status"], "fail");
     assert_eq!(fails["findings"], 1);
     assert_eq!(fails["cached"], false);
-    let verdict = common::verdict_from(&output.stdout);
+    let verdict = common::verdict_from(ran.stdout.as_bytes());
     let last = events.last().expect("events");
     assert_eq!(last["event"], "verdict", "{events:#?}");
     assert_eq!(last["status"], "fail");
@@ -239,7 +221,7 @@ fn check_reports_the_job_then_the_gates() {
         "sandbox.toml",
         "[[gate]]\nname = \"made\"\ncommand = [\"test\", \"-f\", \"made.txt\"]\n",
     );
-    let output = sandbox(
+    let ran = sandbox_in(
         workspace.path(),
         &[
             "check",
@@ -255,8 +237,8 @@ fn check_reports_the_job_then_the_gates() {
             "echo hi > made.txt",
         ],
     );
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let events = events(&output);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let events = events(&ran);
     assert_eq!(
         kinds(&events),
         [
@@ -310,9 +292,9 @@ fn without_events_a_piped_stderr_stays_silent() {
             "true",
         ][..],
     ] {
-        let output = sandbox(workspace.path(), args);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
-        assert!(output.stderr.is_empty(), "{args:?}: {output:?}");
+        let ran = sandbox_in(workspace.path(), args);
+        assert_eq!(ran.code, 0, "{args:?}: {ran:?}");
+        assert!(ran.stderr.is_empty(), "{args:?}: {ran:?}");
     }
 }
 

@@ -8,19 +8,30 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{Workspace, SANDBOX};
+use common::{run, sandbox_command, sandbox_in, Ran, Workspace};
 use serde_json::Value;
 
-struct Ran {
-    code: i32,
+/// A run of `gate`, `check` or `init`, with the Verdict it printed: checked against its
+/// schema, `Null` when stdout is no JSON. Everything else is the run's (`code`, `stdout`,
+/// `stderr`).
+struct Judged {
+    ran: Ran,
     verdict: Value,
-    stdout: String,
-    stderr: String,
 }
 
-impl std::fmt::Debug for Ran {
+impl std::ops::Deref for Judged {
+    type Target = Ran;
+
+    fn deref(&self) -> &Ran {
+        &self.ran
+    }
+}
+
+/// In full, not abridged like a `Ran`: the Verdict on stdout is what a failed assertion is
+/// about.
+impl std::fmt::Debug for Judged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -30,7 +41,7 @@ impl std::fmt::Debug for Ran {
     }
 }
 
-impl Ran {
+impl Judged {
     fn gate(&self, name: &str) -> &Value {
         self.verdict["gates"]
             .as_array()
@@ -40,26 +51,13 @@ impl Ran {
 }
 
 /// `sandbox SUBCOMMAND --workspace WS ARGS...`
-fn sandbox(workspace: &Path, args: &[&str]) -> Ran {
-    let (subcommand, rest) = args.split_first().expect("a subcommand");
-    let output = Command::new(SANDBOX)
-        .arg(subcommand)
-        .arg("--workspace")
-        .arg(workspace)
-        .args(rest)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        verdict: common::verdict_from(stdout.as_bytes()),
-        stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+fn sandbox(workspace: &Path, args: &[&str]) -> Judged {
+    let ran = sandbox_in(workspace, args);
+    let verdict = common::verdict_from(ran.stdout.as_bytes());
+    Judged { ran, verdict }
 }
 
-fn gate(workspace: &Path, extra: &[&str]) -> Ran {
+fn gate(workspace: &Path, extra: &[&str]) -> Judged {
     let mut args = vec!["gate", "--backend", "native", "--output", "json"];
     args.extend(extra);
     sandbox(workspace, &args)
@@ -247,7 +245,7 @@ fn a_tree_the_tool_cannot_read_is_an_error() {
     assert_eq!(ran.code, 3, "{ran:?}");
 }
 
-fn check(workspace: &Path, script: &str) -> Ran {
+fn check(workspace: &Path, script: &str) -> Judged {
     let args = [
         "check",
         "--backend",
@@ -375,12 +373,8 @@ fn check_bundle_holds_the_proof_of_the_change() {
     // The record is the log's: its hash is the head the chain check reports.
     let record: Value = serde_json::from_str(&read("audit-record.json")).expect("record");
     assert_eq!(manifest["audit"]["hash"], record["hash"]);
-    let verify = Command::new(SANDBOX)
-        .args(["audit", "verify", "--output", "json"])
-        .arg(&log)
-        .output()
-        .expect("verify");
-    let report: Value = serde_json::from_slice(&verify.stdout).unwrap_or(Value::Null);
+    let verify = run(sandbox_command(&["audit", "verify", "--output", "json"]).arg(&log));
+    let report: Value = serde_json::from_str(&verify.stdout).unwrap_or(Value::Null);
     assert_eq!(report["head"], record["hash"], "{report}");
 
     // The bundle directory now holds files: refused (2) before the job could run.
@@ -583,7 +577,7 @@ fn tool_gates_run_on_the_docker_backend_too() {
 }
 
 /// `path:line` of each unused-import finding of the `lint` gate.
-fn unused_imports(ran: &Ran) -> Vec<String> {
+fn unused_imports(ran: &Judged) -> Vec<String> {
     ran.gate("lint")["findings"]
         .as_array()
         .expect("findings")
@@ -738,11 +732,8 @@ fn fix_keeps_only_fixes_that_make_the_gate_pass() {
 /// `sandbox doctor` says which presets' tools answer here, with their versions.
 #[test]
 fn doctor_lists_the_presets_tools() {
-    let output = Command::new(SANDBOX)
-        .args(["doctor", "--output", "json"])
-        .output()
-        .expect("doctor");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("doctor JSON");
+    let output = common::sandbox(&["doctor", "--output", "json"]);
+    let report: Value = serde_json::from_str(&output.stdout).expect("doctor JSON");
     let tools = report["tools"].as_array().expect("tools");
     let ruff = tools
         .iter()

@@ -11,12 +11,12 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{sandbox, skip};
+use common::{run, sandbox, sandbox_command, skip, Ran};
 
 /// What the binary exits with when it could not do what was asked (DESIGN section 7).
 const SANDBOX_FAILED: i32 = 125;
@@ -29,10 +29,10 @@ const DOCKER: &str = "/usr/bin/docker";
 /// Whether an engine answers, asked the way users ask: through `sandbox image list`.
 fn engine_answers() -> bool {
     let listed = sandbox(&["image", "list", "--output", "json"]);
-    if listed.status.success() {
+    if listed.code == 0 {
         return true;
     }
-    let stderr = String::from_utf8_lossy(&listed.stderr);
+    let stderr = &listed.stderr;
     assert!(
         stderr.contains("no Docker engine answered"),
         "image list failed for another reason than a missing engine:\n{stderr}"
@@ -41,26 +41,17 @@ fn engine_answers() -> bool {
     false
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn build(from: &str, tag: &str) -> Output {
+fn build(from: &str, tag: &str) -> Ran {
     let built = sandbox(&["image", "build", "--from", from, "--tag", tag]);
-    assert!(built.status.success(), "build failed:\n{}", text(&built));
+    assert_eq!(built.code, 0, "build failed:\n{built:?}");
     built
 }
 
 /// `sandbox image list --output json`, the image whose tags include `tag`.
 fn listed(tag: &str) -> Value {
     let output = sandbox(&["image", "list", "--output", "json"]);
-    assert!(output.status.success(), "{}", text(&output));
-    let images: Value = serde_json::from_slice(&output.stdout).expect("list prints JSON");
+    assert_eq!(output.code, 0, "{output:?}");
+    let images: Value = serde_json::from_str(&output.stdout).expect("list prints JSON");
     images
         .as_array()
         .expect("list prints an array")
@@ -71,13 +62,13 @@ fn listed(tag: &str) -> Value {
                 .is_some_and(|tags| tags.iter().any(|t| t == tag))
         })
         .cloned()
-        .unwrap_or_else(|| panic!("{tag} not in `sandbox image list`:\n{}", text(&output)))
+        .unwrap_or_else(|| panic!("{tag} not in `sandbox image list`:\n{output:?}"))
 }
 
 /// `docker run --rm ARGS...`, as the job's user (65534) on a read-only root, the way the
 /// docker backend runs jobs.
-fn docker_run(args: &[&str]) -> Output {
-    Command::new(DOCKER)
+fn docker_run(args: &[&str]) -> Ran {
+    run(Command::new(DOCKER)
         .args([
             "run",
             "--rm",
@@ -87,10 +78,7 @@ fn docker_run(args: &[&str]) -> Output {
             "--network",
             "none",
         ])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the docker CLI")
+        .args(args))
 }
 
 /// Removes a test image when the test ends, however it ends.
@@ -124,8 +112,8 @@ fn builds_a_busybox_image_that_runs() {
     assert!(image["size"].as_u64().is_some_and(|size| size > 0));
 
     let ran = docker_run(&[tag, "/bin/sh", "-c", "echo ok; id -u; test -d /workspace"]);
-    assert!(ran.status.success(), "{}", text(&ran));
-    assert_eq!(String::from_utf8_lossy(&ran.stdout), "ok\n65534\n");
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.stdout, "ok\n65534\n");
 }
 
 #[test]
@@ -136,13 +124,13 @@ fn builds_the_host_image_in_seconds_without_secrets() {
     let started = Instant::now();
     let built = sandbox(&["image", "build", "--from", "host", "--output", "json"]);
     let took = started.elapsed();
-    assert!(built.status.success(), "{}", text(&built));
+    assert_eq!(built.code, 0, "{built:?}");
     eprintln!("sandbox image build --from host took {took:?}");
     assert!(
         took < HOST_BUILD_BUDGET,
         "building the host image took {took:?}; scripts/setup runs it on every fresh machine"
     );
-    let report: Value = serde_json::from_slice(&built.stdout).expect("build prints JSON");
+    let report: Value = serde_json::from_str(&built.stdout).expect("build prints JSON");
     assert_eq!(report["tag"], "sandbox/host:latest");
     assert!(report["excluded"]
         .as_array()
@@ -161,8 +149,8 @@ fn builds_the_host_image_in_seconds_without_secrets() {
         "-c",
         "test ! -e /etc/shadow && test ! -e /etc/gshadow && python3 -c 'print(1)'",
     ]);
-    assert!(ran.status.success(), "{}", text(&ran));
-    assert_eq!(String::from_utf8_lossy(&ran.stdout), "1\n");
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.stdout, "1\n");
 }
 
 #[test]
@@ -192,9 +180,8 @@ fn dir_image_does_not_follow_symlinks_out_of_the_directory() {
     assert_eq!(listed(tag)["source"], "dir");
 
     let ran = docker_run(&[tag, "/bin/sh", "-c", "cat /escape; echo status=$?"]);
-    let stdout = String::from_utf8_lossy(&ran.stdout);
-    assert!(!stdout.contains("host secret"), "{}", text(&ran));
-    assert!(stdout.contains("status=1"), "{}", text(&ran));
+    assert!(!ran.stdout.contains("host secret"), "{ran:?}");
+    assert!(ran.stdout.contains("status=1"), "{ran:?}");
 }
 
 #[test]
@@ -205,21 +192,10 @@ fn build_without_an_engine_exits_125_and_says_what_to_run() {
         &["image", "build", "--from", "busybox"][..],
         &["image", "list"][..],
     ] {
-        let output = Command::new(common::SANDBOX)
-            .args(args)
-            .env("DOCKER_HOST", &socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run sandbox");
-        assert_eq!(
-            output.status.code(),
-            Some(SANDBOX_FAILED),
-            "{}",
-            text(&output)
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("scripts/setup"), "{}", text(&output));
-        assert!(stderr.contains(&socket), "{}", text(&output));
+        let output = run(sandbox_command(args).env("DOCKER_HOST", &socket));
+        assert_eq!(output.code, SANDBOX_FAILED, "{output:?}");
+        assert!(output.stderr.contains("scripts/setup"), "{output:?}");
+        assert!(output.stderr.contains(&socket), "{output:?}");
     }
 }
 
@@ -228,28 +204,10 @@ fn build_from_a_directory_without_a_shell_is_refused() {
     let empty = tempfile::tempdir().expect("tempdir");
     let path = empty.path().to_str().expect("utf-8 temp path");
     let output = sandbox(&["image", "build", "--from", path]);
-    assert_eq!(
-        output.status.code(),
-        Some(SANDBOX_FAILED),
-        "{}",
-        text(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("/bin/sh"),
-        "{}",
-        text(&output)
-    );
+    assert_eq!(output.code, SANDBOX_FAILED, "{output:?}");
+    assert!(output.stderr.contains("/bin/sh"), "{output:?}");
 
     let output = sandbox(&["image", "build", "--from", "./no-such-dir-here"]);
-    assert_eq!(
-        output.status.code(),
-        Some(SANDBOX_FAILED),
-        "{}",
-        text(&output)
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("does not exist"),
-        "{}",
-        text(&output)
-    );
+    assert_eq!(output.code, SANDBOX_FAILED, "{output:?}");
+    assert!(output.stderr.contains("does not exist"), "{output:?}");
 }

@@ -10,10 +10,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, SANDBOX};
+use common::{run, sandbox_command, Ran, Workspace, SANDBOX};
 use quick_xml::events::Event;
 use serde_json::Value;
 
@@ -74,19 +74,17 @@ fn project() -> Workspace {
 }
 
 /// `sandbox gate --workspace WS --backend native ARGS...` with `env` set.
-fn gate(workspace: &Workspace, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(SANDBOX);
+fn gate(workspace: &Workspace, args: &[&str], env: &[(&str, &Path)]) -> Ran {
+    let mut command = sandbox_command(&["gate", "--backend", "native", "--workspace"]);
     command
-        .args(["gate", "--backend", "native", "--workspace"])
         .arg(workspace.path())
         .args(args)
         .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
+        .env_remove("NO_COLOR");
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().expect("run sandbox")
+    run(&mut command)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -96,7 +94,7 @@ fn text(bytes: &[u8]) -> String {
 /// The reports of one run: every format, into a directory of their own.
 struct Reports {
     dir: tempfile::TempDir,
-    output: Output,
+    ran: Ran,
 }
 
 impl Reports {
@@ -111,14 +109,14 @@ impl Reports {
             report("junit", "b.xml"),
             report("html", "c.html"),
         );
-        let output = gate(
+        let ran = gate(
             workspace,
             &[
                 "--report", &sarif, "--report", &junit, "--report", &html, "--format", "github",
             ],
             &[("GITHUB_STEP_SUMMARY", &summary)],
         );
-        Reports { dir, output }
+        Reports { dir, ran }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -127,16 +125,7 @@ impl Reports {
 
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name))
-            .unwrap_or_else(|error| panic!("{name}: {error}\n{}", self.describe()))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.output.status.code(),
-            text(&self.output.stdout),
-            text(&self.output.stderr)
-        )
+            .unwrap_or_else(|error| panic!("{name}: {error}\n{:?}", self.ran))
     }
 }
 
@@ -144,28 +133,23 @@ impl Reports {
 fn github_annotations_are_escaped_and_the_step_summary_is_appended() {
     let workspace = project();
     let reports = Reports::write(&workspace);
-    assert_eq!(
-        reports.output.status.code(),
-        Some(1),
-        "{}",
-        reports.describe()
-    );
-    let stdout = text(&reports.output.stdout);
+    assert_eq!(reports.ran.code, 1, "{:?}", reports.ran);
+    let stdout = &reports.ran.stdout;
     let lines: Vec<&str> = stdout.lines().collect();
     for expected in [
         "::error file=src/a&b.py,line=1,col=8,endLine=1,endColumn=10,title=F401 (lint)::`os` imported but unused",
         "::error file=odd%2C name%3A here.py,line=2,col=1,endLine=2,endColumn=4,title=E501 (lint)::50%25 done, x: y%0Asecond line",
         "::error title=gate coverage missed a threshold::line_percent 40 (min 90)",
     ] {
-        assert!(lines.contains(&expected), "{expected}\n{}", reports.describe());
+        assert!(lines.contains(&expected), "{expected}\n{:?}", reports.ran);
     }
     assert!(
         lines.iter().any(
             |l| l.starts_with("::error title=gate crash could not run::")
                 && l.contains("sandbox-no-such-linter")
         ),
-        "{}",
-        reports.describe()
+        "{:?}",
+        reports.ran
     );
     // Nothing but workflow commands: a message cannot start a command of its own.
     assert!(lines.iter().all(|line| line.starts_with("::")), "{stdout}");
@@ -529,11 +513,11 @@ fn bad_report_values_are_usage_errors_before_any_gate_runs() {
         (vec!["--format", "pdf"], "the formats are json, sarif"),
         (vec!["--report", &missing_dir], "there is no directory"),
     ] {
-        let output = gate(&workspace, &args, &[]);
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let ran = gate(&workspace, &args, &[]);
+        let stderr = &ran.stderr;
+        assert_eq!(ran.code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
-        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(ran.stdout.is_empty(), "{args:?}");
     }
     assert!(
         !workspace.file(".sandbox").exists(),
@@ -545,14 +529,11 @@ fn bad_report_values_are_usage_errors_before_any_gate_runs() {
 fn a_pipe_gets_json_and_a_terminal_gets_colour_unless_no_color() {
     let workspace = project();
     let piped = gate(&workspace, &[], &[]);
-    let verdict: Value = serde_json::from_slice(&piped.stdout).expect("JSON on a pipe");
+    let verdict: Value = serde_json::from_str(&piped.stdout).expect("JSON on a pipe");
     assert_eq!(verdict["schema"], "sandbox/verdict@1");
     let old = gate(&workspace, &["--output", "text"], &[]);
-    assert!(
-        text(&old.stdout).starts_with("gate "),
-        "--output text still works"
-    );
-    assert!(!text(&old.stdout).contains('\x1b'), "colour on a pipe");
+    assert!(old.stdout.starts_with("gate "), "--output text still works");
+    assert!(!old.stdout.contains('\x1b'), "colour on a pipe");
 
     // A terminal: `script` gives the command a pseudo-terminal. Its stderr (where a terminal
     // also gets the progress display, cursor codes and all) is left out: this is about the
@@ -590,22 +571,15 @@ fn check_reports_carry_the_job() {
     let workspace = project();
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("check.xml");
-    let output = Command::new(SANDBOX)
-        .args(["check", "--backend", "native", "--workspace"])
-        .arg(workspace.path())
-        .args(["--format", "markdown", "--report"])
-        .arg(format!("junit={}", junit.display()))
-        .args(["--", "sh", "-c", "echo new > new.txt; exit 4"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox");
-    let markdown = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{markdown}{}",
-        text(&output.stderr)
+    let ran = run(
+        sandbox_command(&["check", "--backend", "native", "--workspace"])
+            .arg(workspace.path())
+            .args(["--format", "markdown", "--report"])
+            .arg(format!("junit={}", junit.display()))
+            .args(["--", "sh", "-c", "echo new > new.txt; exit 4"]),
     );
+    let markdown = &ran.stdout;
+    assert_eq!(ran.code, 1, "{markdown}{}", ran.stderr);
     assert!(
         markdown.starts_with("## ❌ sandbox check: fail"),
         "{markdown}"

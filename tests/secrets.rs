@@ -40,11 +40,7 @@ fn run_json(mut command: Command, script: &str) -> Run {
         .args(["--output", "json", "--", "sh", "-c", script])
         .output()
         .expect("run sandbox");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        outcome: common::outcome_from(&output.stdout),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 /// The value and the encoded forms a leak could take.

@@ -180,8 +180,8 @@ fn gc_removes_what_a_killed_native_supervisor_left() {
     );
 
     let ran = common::sandbox(&["gc", "--output", "json"]);
-    assert_eq!(ran.status.code(), Some(0));
-    let report: serde_json::Value = serde_json::from_slice(&ran.stdout).expect("gc JSON");
+    assert_eq!(ran.code, 0);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("gc JSON");
     let removed = report["removed"].to_string();
     assert!(removed.contains(&format!("-{supervisor:x}-")), "{report}");
     assert!(

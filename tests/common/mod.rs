@@ -1,8 +1,11 @@
 //! Helpers for the end-to-end tests: they drive the real `sandbox` binary.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -224,6 +227,17 @@ impl Run {
     }
 }
 
+impl From<Output> for Run {
+    /// The Outcome on stdout is checked against its schema (`Null` when stdout is no JSON).
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            outcome: outcome_from(&output.stdout),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -243,12 +257,7 @@ pub fn exec_json(backend: Backend, workspace: &Workspace, extra: &[&str], comman
         .stdin(Stdio::null())
         .output()
         .expect("run sandbox");
-    let outcome = outcome_from(&output.stdout);
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        outcome,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 /// A shell script in the strict profile (the usual attack setting).
@@ -277,11 +286,158 @@ fn exec_command(
     command
 }
 
-/// Runs the binary with arbitrary arguments.
-pub fn sandbox(args: &[&str]) -> Output {
-    Command::new(SANDBOX)
-        .args(args)
+/// One finished run of the binary (or of any command): its exit code (-1 when a signal ended
+/// it) and what it printed.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// stdout as one JSON document.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self:?}"))
+    }
+
+    /// stdout as one Outcome, checked against its schema.
+    pub fn outcome(&self) -> Value {
+        let outcome = self.json();
+        assert_valid("outcome", &outcome);
+        outcome
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Ran {
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            abridged(&self.stdout),
+            abridged(&self.stderr)
+        )
+    }
+}
+
+/// Keeps a failure message readable when a run printed pages.
+fn abridged(text: &str) -> String {
+    const HEAD: usize = 2000;
+    const TAIL: usize = 500;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= HEAD + TAIL {
+        return text.to_owned();
+    }
+    let head: String = chars[..HEAD].iter().collect();
+    let tail: String = chars[chars.len() - TAIL..].iter().collect();
+    format!(
+        "{head}[... {} characters left out ...]{tail}",
+        chars.len() - HEAD - TAIL
+    )
+}
+
+/// The binary with `args`, for a test to add more arguments, a working directory
+/// (`current_dir`) or environment (`env`, `env_remove`) before `run` or `run_within`.
+pub fn sandbox_command(args: &[&str]) -> Command {
+    let mut command = Command::new(SANDBOX);
+    command.args(args);
+    command
+}
+
+/// Runs `command` to the end, however long that takes, with stdin from /dev/null.
+pub fn run(command: &mut Command) -> Ran {
+    command
         .stdin(Stdio::null())
         .output()
-        .expect("run sandbox")
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"))
+        .into()
+}
+
+/// Runs `command` to the end, failing the test if it takes longer than `limit`.
+pub fn run_within(command: &mut Command, limit: Duration) -> Ran {
+    start(command).finish(limit)
+}
+
+/// Runs the binary with arbitrary arguments.
+pub fn sandbox(args: &[&str]) -> Ran {
+    run(&mut sandbox_command(args))
+}
+
+/// `sandbox SUBCOMMAND --workspace WS ARGS...`, where `args` starts with the subcommand.
+pub fn sandbox_in(workspace: &Path, args: &[&str]) -> Ran {
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    run(sandbox_command(&[subcommand])
+        .arg("--workspace")
+        .arg(workspace)
+        .args(rest))
+}
+
+/// A command started by `start`, its stdout and stderr read as it goes, so that it never
+/// blocks on a full pipe.
+pub struct Running {
+    child: Child,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+    what: String,
+}
+
+/// Starts `command` with stdin from /dev/null, for tests that run several at once; `finish`
+/// waits for it.
+pub fn start(command: &mut Command) -> Running {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let stdout = drain(child.stdout.take().expect("stdout piped"));
+    let stderr = drain(child.stderr.take().expect("stderr piped"));
+    Running {
+        child,
+        stdout,
+        stderr,
+        what: format!("{command:?}"),
+    }
+}
+
+impl Running {
+    /// Waits for the end, killing the command and failing the test past `limit`.
+    pub fn finish(mut self, limit: Duration) -> Ran {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the command") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not finish within {limit:?}", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join().unwrap_or_default(),
+            stderr: self.stderr.join().unwrap_or_default(),
+        }
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
