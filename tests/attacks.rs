@@ -195,7 +195,9 @@ fn blocks_reading_host_secrets(backend: Backend) {
         backend,
         &ws,
         "cat /etc/shadow; echo shadow=$?; \
-         echo root:; ls -A /root; echo home:; ls -A /home; echo end",
+         echo root:; ls -A /root; echo home:; ls -A /home; echo end; \
+         touch /home/sandbox-attack 2>/dev/null; echo home_write=$?; \
+         mkdir /root/sandbox-attack 2>/dev/null; echo root_mkdir=$?",
     );
     assert_exited(&run, 0);
     let out = lines(&run);
@@ -228,8 +230,20 @@ fn blocks_reading_host_secrets(backend: Backend) {
             "{run:?}"
         ),
     }
-    // Nothing between the markers: both directories are empty in the jail.
-    assert_eq!(out[1..], ["root:", "home:", "end"], "{run:?}");
+    // Nothing between the markers: both directories are empty in the jail, and read-only.
+    assert_eq!(
+        out[1..],
+        ["root:", "home:", "end", "home_write=1", "root_mkdir=1"],
+        "{run:?}"
+    );
+    assert!(
+        !Path::new("/home/sandbox-attack").exists(),
+        "the write reached the host"
+    );
+    assert!(
+        !Path::new("/root/sandbox-attack").exists(),
+        "the mkdir reached the host"
+    );
 }
 
 // 4. The host's loopback services are never reachable (an empty network namespace, and
