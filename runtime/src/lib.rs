@@ -17,6 +17,7 @@ pub mod scratch;
 pub mod secrets;
 mod signals;
 pub mod spec;
+pub mod trust;
 pub mod workspace;
 mod writeback;
 
@@ -127,19 +128,50 @@ fn redact(spec: &JobSpec, outcome: &mut Outcome) {
     if spec.redactor.is_empty() {
         return;
     }
-    let mut count = 0;
-    let mut clean = |text: &mut String| {
+    let count = std::cell::Cell::new(0);
+    let clean = |text: &mut String| {
         let (redacted, found) = spec.redactor.redact_str(text);
-        count += found;
+        count.set(count.get() + found);
         *text = redacted;
     };
-    outcome.command.iter_mut().for_each(&mut clean);
-    outcome.notes.iter_mut().for_each(&mut clean);
+    outcome.command.iter_mut().for_each(clean);
+    outcome.notes.iter_mut().for_each(clean);
     for event in &mut outcome.network.events {
         clean(&mut event.host);
         clean(&mut event.reason);
     }
-    outcome.redactions += count;
+    // Names are content too: a path that spells a secret, even split across directories
+    // (`ab/cd` for `abcd`), is replaced whole.
+    let clean_path = |path: &mut String| {
+        let joined = path.replace('/', "");
+        let found = spec.redactor.find(joined.as_bytes());
+        if found.is_empty() {
+            clean(path);
+        } else {
+            *path = format!("[REDACTED:{}]", found.join(","));
+            count.set(count.get() + 1);
+        }
+    };
+    let workspace = &mut outcome.workspace;
+    for list in [
+        &mut workspace.added,
+        &mut workspace.modified,
+        &mut workspace.deleted,
+        &mut workspace.mode_changed,
+        &mut workspace.skipped,
+        &mut workspace.protected,
+        &mut workspace.dropped,
+    ] {
+        list.iter_mut().for_each(clean_path);
+    }
+    for link in &mut workspace.symlinks {
+        clean_path(&mut link.path);
+        clean_path(&mut link.target);
+    }
+    for file in &mut workspace.secret_files {
+        clean_path(&mut file.path);
+    }
+    outcome.redactions += count.get();
 }
 
 #[derive(Debug, Clone, Copy)]

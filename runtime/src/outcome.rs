@@ -11,6 +11,7 @@ use crate::output::Captured;
 use crate::profile::{CommitPolicy, NetworkMode, WorkspaceMode};
 use crate::scratch::ViewKind;
 use crate::spec::{JobSpec, OutputMode};
+use crate::trust::TrustReport;
 use crate::workspace::CommitReport;
 
 pub const OUTCOME_SCHEMA: &str = "sandbox/outcome@1";
@@ -23,6 +24,9 @@ pub struct Outcome {
     pub backend: String,
     /// Why this backend ran (`--backend native`, or what `auto` found).
     pub backend_reason: String,
+    /// Which trust the project's configuration had (DESIGN §12).
+    #[serde(default)]
+    pub trust: TrustReport,
     pub command: Vec<String>,
     pub status: Status,
     /// What `sandbox exec` exits with: the job's code, 128+signal, 124 on timeout, ...
@@ -137,6 +141,13 @@ pub struct WorkspaceReport {
     pub change_hash: Option<String>,
     /// Changed files holding a secret's value: the changes are not written back.
     pub secret_files: Vec<SecretInFile>,
+    /// Protected paths the job changed (`.sandbox/**`, `sandbox.toml`, CI and hook
+    /// definitions): while any is listed, nothing is written back.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Changes inside `.git`, dropped from the change set: never written back.
+    #[serde(default)]
+    pub dropped: Vec<String>,
     /// What writing back did, file by file, when it was tried.
     pub write_back: Option<CommitReport>,
 }
@@ -184,6 +195,7 @@ impl Outcome {
             profile: spec.profile.clone(),
             backend: backend.into(),
             backend_reason,
+            trust: spec.trust.clone(),
             command: spec.command.clone(),
             status: Status::SandboxError,
             exit_code: 125,

@@ -11,6 +11,7 @@ use crate::profile::{
     ResolvedProfile, ScratchView, SeccompMode, UserSpec, WorkspaceMode,
 };
 use crate::secrets::{Delivery, Redactor, Secret};
+use crate::trust::{Protected, TrustReport};
 
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -54,6 +55,10 @@ pub struct JobSpec {
     /// Who is told of the job's events as they happen (`--events`): nobody unless the caller
     /// calls [`JobSpec::observe`].
     pub observer: Observer,
+    /// Paths a scratch job's changes may not reach (DESIGN §12).
+    pub protected: Protected,
+    /// Which trust the profile was loaded with.
+    pub trust: TrustReport,
 }
 
 /// A host path visible in the job.
@@ -94,6 +99,9 @@ pub struct Overrides {
     pub diff: Option<PathBuf>,
     /// Host paths bound into the job (`--bind`, `--ro-bind`): sources must exist.
     pub binds: Vec<Bind>,
+    /// Protected paths the operator lets the job change (`--allow-protected`, `[trust]
+    /// allow_protected`).
+    pub allow_protected: Vec<String>,
 }
 
 impl JobSpec {
@@ -124,15 +132,7 @@ impl JobSpec {
         }
         check_limits(&limits)?;
 
-        let workspace = match overrides.workspace {
-            Some(dir) => dir,
-            None => std::env::current_dir().map_err(|source| SandboxError::Io {
-                what: "read the current directory (the default workspace)".into(),
-                path: ".".into(),
-                source,
-            })?,
-        };
-        let workspace = canonical_dir(&workspace)?;
+        let workspace = workspace_dir(overrides.workspace.as_deref())?;
 
         let mut env: Vec<(String, String)> = profile
             .process
@@ -253,6 +253,9 @@ impl JobSpec {
             output,
             diff: overrides.diff,
             observer: Observer::default(),
+            protected: Protected::new(&overrides.allow_protected)
+                .map_err(SandboxError::InvalidSpec)?,
+            trust: resolved.trust.clone(),
         })
     }
 
@@ -397,6 +400,20 @@ fn check_env_name(name: &str) -> Result<(), SandboxError> {
         )));
     }
     Ok(())
+}
+
+/// The workspace a job (and the project configuration it reads) is in: `given`, else the
+/// current directory; canonical, and a directory.
+pub fn workspace_dir(given: Option<&Path>) -> Result<PathBuf, SandboxError> {
+    let workspace = match given {
+        Some(dir) => dir.to_owned(),
+        None => std::env::current_dir().map_err(|source| SandboxError::Io {
+            what: "read the current directory (the default workspace)".into(),
+            path: ".".into(),
+            source,
+        })?,
+    };
+    canonical_dir(&workspace)
 }
 
 fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {

@@ -1,6 +1,8 @@
 //! After a scratch job: what it changed, whether that stays within the caps, whether it holds a
 //! secret, and whether it is written back (`commit = always | on-success | never`). Anything
-//! over a cap, and any change holding a secret's value, is never written back.
+//! over a cap, any change holding a secret's value (in its content, its name or its symlink
+//! target), and any change to a protected path is never written back; changes inside `.git`
+//! are dropped from the change set altogether (DESIGN §12).
 
 use std::path::Path;
 
@@ -10,7 +12,8 @@ use crate::profile::CommitPolicy;
 use crate::scratch::Scratch;
 use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
-use crate::workspace::{commit, ChangeSet};
+use crate::trust::is_git_path;
+use crate::workspace::{commit, ChangeSet, FileType};
 
 /// What a scratch job left, measured, before anything is written back.
 pub struct Assessment {
@@ -25,8 +28,9 @@ pub fn assess(
     scratch: &Scratch,
     outcome: &mut Outcome,
 ) -> Result<Assessment, SandboxError> {
-    let changes = scratch.changes(&spec.workspace)?;
+    let mut changes = scratch.changes(&spec.workspace)?;
     outcome.notes.extend(scratch.notes.iter().cloned());
+    drop_git(&mut changes, outcome);
     report_changes(&changes, scratch, spec, outcome);
 
     let patch = if spec.diff.is_some() || spec.limits.changed_lines.is_some() {
@@ -61,10 +65,27 @@ pub fn assess(
         write_atomically(path, text.as_bytes())?;
     }
 
+    outcome.workspace.protected = changes
+        .entries
+        .iter()
+        .filter(|change| spec.protected.refuses(&change.path))
+        .map(|change| change.path.clone())
+        .collect();
+    if !outcome.workspace.protected.is_empty() {
+        outcome.notes.push(format!(
+            "the job changed protected paths ({}): they configure the judge or run on the host \
+             later, so nothing is written back; an operator who wants them can pass \
+             --allow-protected GLOB",
+            outcome.workspace.protected.join(", ")
+        ));
+    }
+
     let refused = if !caps.is_empty() {
         Some("a limit was exceeded")
     } else if !outcome.workspace.secret_files.is_empty() {
         Some("a changed file holds a secret")
+    } else if !outcome.workspace.protected.is_empty() {
+        Some("a change touches a protected path")
     } else {
         None
     };
@@ -126,6 +147,27 @@ pub fn settle(
         }
     }
     Ok(())
+}
+
+/// Takes every change inside a `.git` directory out of the change set: see
+/// [`crate::trust::is_git_path`] for why they are dropped instead of refusing the rest.
+fn drop_git(changes: &mut ChangeSet, outcome: &mut Outcome) {
+    let mut dropped = Vec::new();
+    changes.entries.retain(|change| {
+        let git = is_git_path(&change.path);
+        if git {
+            dropped.push(change.path.clone());
+        }
+        !git
+    });
+    if !dropped.is_empty() {
+        outcome.notes.push(format!(
+            "{} changes inside .git are never written back (hooks and config there would run \
+             on the host); the job's other changes are unaffected",
+            dropped.len()
+        ));
+    }
+    outcome.workspace.dropped = dropped;
 }
 
 fn report_changes(changes: &ChangeSet, scratch: &Scratch, spec: &JobSpec, outcome: &mut Outcome) {
@@ -215,22 +257,36 @@ fn caps_exceeded(
     caps
 }
 
-/// Changed files (in the view) that hold a secret's value or an encoded form of it.
+/// Changed entries (in the view) that hold a secret's value or an encoded form of it: in their
+/// content, their path (a name is content too: a job can leak through `mkdir "$TOKEN"`, also
+/// split across directories as `ab/cd`), or a symlink's target.
 fn files_with_secrets(spec: &JobSpec, view: &Path, changes: &ChangeSet) -> Vec<SecretInFile> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     changes
         .entries
         .iter()
-        .filter(|change| change.bytes > 0)
         .filter_map(|change| {
             let mut bytes = Vec::new();
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(view.join(&change.path))
-                .and_then(|mut file| file.read_to_end(&mut bytes))
-                .ok()?;
+            if change.file_type == FileType::File && change.bytes > 0 {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(view.join(&change.path))
+                    .and_then(|mut file| file.read_to_end(&mut bytes))
+                    .ok()?;
+            }
+            for name in [
+                Some(change.path.clone()),
+                Some(change.path.replace('/', "")),
+                change.symlink_target.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                bytes.push(b'\n');
+                bytes.extend_from_slice(name.as_bytes());
+            }
             let secrets = spec.redactor.find(&bytes);
             (!secrets.is_empty()).then(|| SecretInFile {
                 path: change.path.clone(),

@@ -31,6 +31,44 @@ pub use changes::{Change, ChangeKind, ChangeSet, FileType};
 pub use commit::{commit, CommitFailure, CommitReport};
 pub use patch::Patch;
 
+/// Puts `paths` (and everything below them) in `view` back as they are in `base`: their
+/// content, their absence, their mode. Written by the same code as write-back, so a symlink the
+/// job planted in the view cannot redirect it. `sandbox check` uses it to judge a change with
+/// the configuration its base tree had (DESIGN §12).
+pub fn restore(
+    base: &std::path::Path,
+    view: &std::path::Path,
+    paths: &[String],
+) -> Result<CommitReport, WorkspaceError> {
+    let related = |entry: &str| {
+        paths.iter().any(|path| {
+            entry == path
+                || entry.starts_with(&format!("{path}/"))
+                || path.starts_with(&format!("{entry}/"))
+        })
+    };
+    let reverse = ChangeSet::from_copy(base, view)?;
+    let entries = reverse
+        .entries
+        .into_iter()
+        .filter(|change| related(&change.path))
+        .collect();
+    Ok(commit(&ChangeSet::new(entries, Vec::new()), base, view))
+}
+
+/// The most a project configuration file (`sandbox.toml`, `.sandbox/profiles/*.toml`) may hold.
+pub const PROJECT_FILE_CAP: u64 = 1 << 20;
+
+/// Reads a project file below `root` without following any symlink (see DESIGN §12): regular
+/// files only, at most `cap` bytes; `Ok(None)` when there is none.
+pub fn read_project_file(
+    root: &std::path::Path,
+    rel: &str,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, WorkspaceError> {
+    sys::read_beneath(root, rel, cap)
+}
+
 /// What went wrong while diffing, rendering or writing back a scratch workspace. Each message
 /// names the path and the attempted operation, and says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +131,12 @@ pub enum WorkspaceError {
          safely; apply the patch by hand with `git apply` instead"
     )]
     NoOpenat2 { root: PathBuf },
+    /// A project file is a directory, a device or a FIFO: only regular files are read.
+    #[error("{path} is not a regular file; project configuration is read from regular files only")]
+    NotRegular { path: PathBuf },
+    /// A project file is larger than configuration ever is.
+    #[error("{path} is {size} bytes, more than the {cap} bytes a project file may have")]
+    TooLarge { path: PathBuf, size: u64, cap: u64 },
 }
 
 impl WorkspaceError {

@@ -165,3 +165,57 @@ pub(super) fn is_opaque(dir: &Path) -> Result<bool, WorkspaceError> {
         },
     }
 }
+
+/// Reads `rel` below `root` the way every project file is read (DESIGN §12): no symlink in any
+/// component, no `..` out of the root, a regular file only, at most `cap` bytes. `Ok(None)` when
+/// it does not exist. A project file that is a symlink to `/proc/self/environ` or `/etc/shadow`
+/// would otherwise be read by the supervisor and quoted back in a parse error.
+pub(super) fn read_beneath(
+    root: &Path,
+    rel: &str,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, WorkspaceError> {
+    use std::io::Read;
+    check_rel(rel)?;
+    let root = Root::open(root)?;
+    let fd = match root.open_beneath(
+        rel,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(WorkspaceError::Sys {
+            errno: Errno::ENOENT | Errno::ENOTDIR,
+            ..
+        }) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut file = std::fs::File::from(fd);
+    let path = root.path().join(rel);
+    let metadata = file
+        .metadata()
+        .map_err(|source| WorkspaceError::read("inspect", &path, source))?;
+    if !metadata.is_file() {
+        return Err(WorkspaceError::NotRegular { path });
+    }
+    if metadata.len() > cap {
+        return Err(WorkspaceError::TooLarge {
+            path,
+            size: metadata.len(),
+            cap,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.by_ref()
+        .take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| WorkspaceError::read("read", &path, source))?;
+    if bytes.len() as u64 > cap {
+        return Err(WorkspaceError::TooLarge {
+            path,
+            size: bytes.len() as u64,
+            cap,
+        });
+    }
+    Ok(Some(bytes))
+}
