@@ -184,6 +184,8 @@ pub struct GateArgs {
     /// `sandbox schema events`) instead of the progress display a terminal gets.
     #[arg(long)]
     pub events: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,12 +263,29 @@ pub enum ImageCommand {
     },
 }
 
+/// How far the project's own configuration is trusted (DESIGN §12): shared by exec, gate and
+/// check.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Let this project's own configuration (.sandbox/profiles, sandbox.toml) widen its
+    /// sandbox, as git's safe.directory does for a repository: only for projects you trust.
+    #[arg(long)]
+    pub trust_project: bool,
+    /// Let a job change protected paths matching GLOB after all (repeatable), e.g.
+    /// '.github/workflows/**'. Changes inside .git are never written back.
+    #[arg(long, value_name = "GLOB")]
+    pub allow_protected: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// A built-in profile, a name looked up in .sandbox/profiles, ~/.config/sandbox/profiles,
+    /// A built-in profile, a name looked up in the project's .sandbox/profiles (which may only
+    /// narrow the operator's profile of that name), ~/.config/sandbox/profiles,
     /// /etc/sandbox/profiles, or a path to a TOML file.
-    #[arg(long, short = 'p', default_value = "standard")]
+    #[arg(long, short = 'p', default_value = sandbox_runtime::profile::DEFAULT_PROFILE)]
     pub profile: String,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
     /// The directory the job works in (default: the current directory).

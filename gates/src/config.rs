@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sandbox_runtime::profile::{HumanDuration, Position};
+use sandbox_runtime::profile::{HumanDuration, Lookup, Position};
+use sandbox_runtime::trust::Trust;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +109,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The project's `sandbox.toml` could not be read safely (a symlink, not a regular file).
+    #[error(transparent)]
+    Unsafe(#[from] sandbox_runtime::trust::TrustError),
     #[error("{file}:{line}:{column}: {message}\n{snippet}")]
     Invalid {
         file: String,
@@ -134,6 +138,117 @@ pub fn load(path: &Path) -> Result<ProjectConfig, ConfigError> {
         source,
     })?;
     parse(&path.display().to_string(), &text)
+}
+
+/// The project's gates: `given` (`--config`), else `sandbox.toml` in `workspace`, else `None`
+/// (the caller detects them). A file inside the workspace is project configuration (DESIGN
+/// §12): read without following symlinks, and unless `trust` says otherwise every profile it
+/// picks for a gate must narrow one of the operator's gate profiles. Also returns the file's
+/// path relative to the workspace when it was the project's.
+pub fn load_project(
+    workspace: &Path,
+    given: Option<&Path>,
+    trust: &Trust,
+) -> Result<Option<(ProjectConfig, Option<String>)>, ConfigError> {
+    let path = given
+        .map(|given| std::path::absolute(given).unwrap_or_else(|_| given.to_owned()))
+        .unwrap_or_else(|| workspace.join(CONFIG_FILE));
+    let rel = path
+        .strip_prefix(workspace)
+        .ok()
+        .map(|rel| rel.to_string_lossy().into_owned());
+    let text = match &rel {
+        Some(rel) => sandbox_runtime::trust::read_project_text(workspace, rel)?,
+        None => Some(
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+    };
+    let Some(text) = text else {
+        return match given {
+            Some(_) => Err(ConfigError::Read {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
+            None => Ok(None),
+        };
+    };
+    let file = path.display().to_string();
+    let config = parse(&file, &text)?;
+    if rel.is_some() && !trust.is_trusted() {
+        check_gate_profiles(&file, &text, &config, trust)?;
+    }
+    Ok(Some((config, rel)))
+}
+
+/// Refuses a profile choice in `sandbox.toml` that reaches beyond every profile in the
+/// operator's `[trust] gate_profiles` (default: `gate`): a project that could pick `permissive`
+/// for its own gates would judge itself with the host's network and a writable workspace.
+pub fn check_gate_profiles(
+    file: &str,
+    text: &str,
+    config: &ProjectConfig,
+    trust: &Trust,
+) -> Result<(), ConfigError> {
+    let chosen = std::iter::once((
+        config.defaults.profile.as_str(),
+        sandbox_runtime::profile::field_span(text, "defaults.profile"),
+        "[defaults] profile".to_owned(),
+    ))
+    .chain(config.gates.iter().enumerate().filter_map(|(index, gate)| {
+        let profile = gate.profile.as_deref()?;
+        Some((
+            profile,
+            span_of(text, index, Some("profile")),
+            format!("[[gate]] #{} ({})", index + 1, gate.name),
+        ))
+    }));
+    let project = Lookup::for_project(trust);
+    for (name, span, at) in chosen {
+        let refuse = |message: String| {
+            let at_position = Position::of(text, span.clone());
+            ConfigError::Invalid {
+                file: file.to_owned(),
+                line: at_position.line,
+                column: at_position.column,
+                message,
+                snippet: at_position.snippet,
+            }
+        };
+        let resolved = project
+            .load(name)
+            .map_err(|error| refuse(format!("{at}: profile `{name}`: {error}")))?;
+        let mut reasons = Vec::new();
+        for ceiling in &trust.gate_profiles {
+            let ceiling_profile = Lookup::operator().load(ceiling).map_err(|error| {
+                refuse(format!("the operator's gate profile `{ceiling}`: {error}"))
+            })?;
+            match sandbox_runtime::trust::widenings(&resolved.profile, &ceiling_profile.profile)
+                .first()
+            {
+                None => {
+                    reasons.clear();
+                    break;
+                }
+                Some(widening) => reasons.push(format!(
+                    "`{}` reaches further than `{ceiling}` ({})",
+                    widening.field, widening.detail
+                )),
+            }
+        }
+        if !reasons.is_empty() {
+            return Err(refuse(format!(
+                "{at}: profile `{name}` is wider than the profiles the operator allows gates \
+                 ({}): {}; a project may only narrow them — pass --trust-project, or add the \
+                 profile to [trust] gate_profiles in the operator configuration",
+                trust.gate_profiles.join(", "),
+                reasons.join("; ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn parse(file: &str, text: &str) -> Result<ProjectConfig, ConfigError> {

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, WorkspaceMode};
+use sandbox_runtime::profile::{BackendChoice, CommitPolicy, Lookup, WorkspaceMode};
 use sandbox_runtime::{JobSpec, OutputMode, Overrides};
 
 use crate::config::{GateSpec, ProjectConfig};
@@ -46,7 +46,9 @@ pub fn fix(runner: &Runner, config: &ProjectConfig, selection: &Selection) -> Ve
 fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<FixResult, String> {
     let command = gate.fix.clone().unwrap_or_default();
     let profile_name = gate.profile.as_deref().unwrap_or(&config.defaults.profile);
-    let resolved = profile::load(profile_name).map_err(|e| e.to_string())?;
+    let resolved = Lookup::for_project(&runner.trust)
+        .load(profile_name)
+        .map_err(|e| e.to_string())?;
     let (binds, mut env) = tool_access(&command);
     env.extend(gate.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let backend = match runner.backend.as_deref() {
@@ -63,6 +65,7 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
         timeout: Some(gate.timeout.unwrap_or(config.defaults.timeout)),
         env,
         binds,
+        allow_protected: runner.trust.allow_protected.clone(),
         ..Overrides::default()
     };
     let spec = JobSpec::new(&resolved, overrides, command, OutputMode::Capture)
@@ -86,6 +89,7 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
         backend: runner.backend.clone(),
         audit: runner.audit.clone(),
         changes: None,
+        trust: runner.trust.clone(),
     };
     let verdict = on_fixed.run(
         config,

@@ -2,6 +2,7 @@
 //! check) on the workspace, its output is parsed into findings and metrics, and every gate's
 //! result collapses into one Verdict.
 
+pub mod baseline;
 pub mod builtin;
 pub mod bundle;
 pub mod cache;

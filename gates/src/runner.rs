@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use sandbox_runtime::profile::HumanDuration;
 use sandbox_runtime::spec::Bind;
+use sandbox_runtime::trust::Trust;
 
 use crate::cache::Cache;
 use crate::config::{Defaults, GateSpec, ProjectConfig};
@@ -44,6 +45,8 @@ pub struct Runner {
     pub audit: Option<PathBuf>,
     /// `--changed-since`: findings are kept only on these changes' lines.
     pub changes: Option<crate::builtin::Changes>,
+    /// How far the project's own configuration is trusted; each gate job is told the same.
+    pub trust: Trust,
 }
 
 /// The reason of a gate that `--only` or `--skip` left out: the human reports leave such gates
@@ -400,6 +403,9 @@ impl Runner {
         }
         if let Some(audit) = &self.audit {
             exec.arg("--audit").arg(audit);
+        }
+        if self.trust.trusted.is_some() {
+            exec.arg("--trust-project");
         }
         for (name, value) in job.env {
             exec.arg("--env").arg(format!("{name}={value}"));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Finding, Severity};
 use crate::presets::GateKind;
+use sandbox_runtime::trust::TrustReport;
 
 pub const VERDICT_SCHEMA: &str = "sandbox/verdict@1";
 
@@ -102,6 +103,9 @@ pub struct Verdict {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixes: Vec<crate::fix::FixResult>,
     pub summary: Summary,
+    /// Which trust the project's configuration had (DESIGN §12).
+    #[serde(default)]
+    pub trust: TrustReport,
 }
 
 impl Verdict {
@@ -132,6 +136,7 @@ impl Verdict {
             gates,
             fixes: Vec::new(),
             summary,
+            trust: TrustReport::default(),
         }
     }
 

@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use sandbox_gates::baseline;
+use sandbox_gates::config::ProjectConfig;
 use sandbox_gates::report::{self, Context};
 use sandbox_gates::runner::Selection;
 use sandbox_gates::{Verdict, VerdictStatus};
-use sandbox_runtime::profile::{self, WorkspaceMode};
-use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
+use sandbox_runtime::profile::WorkspaceMode;
+use sandbox_runtime::{audit, JobSpec, Outcome, OutputMode, Status};
 
-use super::exec::{overrides, redacted};
+use super::exec::{profile_and_overrides, redacted};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
 use super::watch::Watcher;
 use crate::cli::{CheckArgs, GateSelection};
@@ -34,8 +36,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         no_cache,
         jobs,
     } = gates;
-    let resolved = profile::load(&exec.profile)?;
-    let mut overrides = overrides(&exec)?;
+    let (resolved, mut overrides, trust) = profile_and_overrides(&exec)?;
     if overrides
         .workspace_mode
         .is_some_and(|mode| mode != WorkspaceMode::Scratch)
@@ -67,8 +68,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         exec.command.clone(),
         OutputMode::Capture,
     )?;
-    let project = match gate::load(&spec.workspace, config.as_deref()) {
-        Ok(project) => project,
+    let (project, trust_report) = match gate::load(&spec.workspace, config.as_deref(), &trust) {
+        Ok(loaded) => loaded,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
     let selection = Selection { only, skip };
@@ -91,6 +92,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
     let (gates, tools) = match (&held, job_passed) {
         (Some(held), true) => {
+            let judging = match judge_with_base(&spec, &outcome, &project, held.view()) {
+                Ok(judging) => judging,
+                Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
+            };
             // Results are cached in the project, not in the view that is about to go.
             let runner = match gate::runner(
                 held.view().to_owned(),
@@ -98,11 +103,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 jobs.or(project.defaults.jobs),
                 gate::backend_name(exec.backend),
                 exec.audit.clone(),
+                trust.clone(),
             ) {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
             };
-            let gates = runner.run(&project, &selection, watcher.as_ref()).gates;
+            let mut gates = runner.run(&project, &selection, watcher.as_ref()).gates;
+            if !judging.is_empty() {
+                gates.insert(0, baseline::findings_gate(&judging));
+            }
             (gates, report::tools(&project, runner.cache.as_ref()))
         }
         _ => (
@@ -115,6 +124,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         ),
     };
     let mut verdict = Verdict::new(gates, 0.0, None);
+    verdict.trust = trust_report;
     let veto = if !job_passed {
         Some("the job did not succeed")
     } else if verdict.status != VerdictStatus::Pass {
@@ -163,4 +173,54 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         exec.output,
         exec.result.as_deref(),
     )
+}
+
+/// Puts the configuration the gates read back to the base tree's in the job's view (DESIGN
+/// §12), with what the job did inside `.git`; returns the paths the job may not change, each a
+/// finding that fails the verdict.
+fn judge_with_base(
+    spec: &JobSpec,
+    outcome: &Outcome,
+    project: &ProjectConfig,
+    view: &std::path::Path,
+) -> Result<Vec<String>, String> {
+    let report = &outcome.workspace;
+    let changed: Vec<String> = [
+        &report.added,
+        &report.modified,
+        &report.deleted,
+        &report.mode_changed,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let judging = baseline::judging_changes(
+        project,
+        &spec.workspace,
+        &changed,
+        &report.protected,
+        &spec.protected,
+    );
+    let mut restore = judging.clone();
+    if !report.dropped.is_empty() {
+        restore.push(".git".to_owned());
+    }
+    if restore.is_empty() {
+        return Ok(judging);
+    }
+    let restored = sandbox_runtime::workspace::restore(&spec.workspace, view, &restore)
+        .map_err(|error| format!("putting the base configuration back in the view: {error}"))?;
+    if let Some(failure) = restored.failed.first() {
+        return Err(format!(
+            "putting the base configuration back in the view: {}: {}",
+            failure.path, failure.error
+        ));
+    }
+    if let Some(why) = restored.aborted {
+        return Err(format!(
+            "putting the base configuration back in the view: {why}"
+        ));
+    }
+    Ok(judging)
 }

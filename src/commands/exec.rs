@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sandbox_runtime::audit;
-use sandbox_runtime::profile::{self, BackendChoice, CommitPolicy, NetworkMode, WorkspaceMode};
+use sandbox_runtime::profile::{
+    BackendChoice, CommitPolicy, Lookup, NetworkMode, ResolvedProfile, WorkspaceMode,
+};
 use sandbox_runtime::secrets::Secret;
 use sandbox_runtime::spec::Bind;
+use sandbox_runtime::trust::Trust;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
 
 use super::print_json;
@@ -14,8 +17,7 @@ use super::watch::Watcher;
 use crate::cli::{BackendArg, CommitArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
 
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
-    let resolved = profile::load(&args.profile)?;
-    let overrides = overrides(&args)?;
+    let (resolved, overrides, _) = profile_and_overrides(&args)?;
     let format = args.output.unwrap_or(OutputFormat::Text);
     let output = match format {
         OutputFormat::Text => OutputMode::Stream,
@@ -53,7 +55,19 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     Ok(outcome.exit_code.clamp(0, 255) as u8)
 }
 
-pub(super) fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
+/// The profile, looked up with the project's trust (DESIGN §12), and the flags on top of it.
+pub(super) fn profile_and_overrides(
+    args: &ExecArgs,
+) -> anyhow::Result<(ResolvedProfile, Overrides, Trust)> {
+    let workspace = sandbox_runtime::spec::workspace_dir(args.workspace.as_deref())?;
+    let trust = super::decide_trust(&workspace, &args.trust)?;
+    let resolved = Lookup::for_project(&trust).load(&args.profile)?;
+    let mut overrides = overrides(args)?;
+    overrides.allow_protected = trust.allow_protected.clone();
+    Ok((resolved, overrides, trust))
+}
+
+fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
     let flag = flag_error;
     let env = args
         .env
@@ -109,6 +123,7 @@ pub(super) fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
         }),
         diff: args.diff.clone(),
         binds: binds(args)?,
+        allow_protected: Vec::new(),
     })
 }
 

@@ -11,6 +11,7 @@ use sandbox_gates::config::{self, ProjectConfig};
 use sandbox_gates::report::{self, Context, Format};
 use sandbox_gates::runner::{Runner, Selection};
 use sandbox_gates::Verdict;
+use sandbox_runtime::trust::{Trust, TrustLevel, TrustReport};
 
 use super::watch::Watcher;
 use super::{print_json, print_text};
@@ -27,8 +28,9 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     if let Err(message) = report_dirs(&args.report) {
         return Ok(refuse(CONFIG_ERROR, &message));
     }
-    let config = match load(&workspace, args.gates.config.as_deref()) {
-        Ok(config) => config,
+    let trust = super::decide_trust(&workspace, &args.trust)?;
+    let (config, trust_report) = match load(&workspace, args.gates.config.as_deref(), &trust) {
+        Ok(loaded) => loaded,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
     };
     for name in args.gates.only.iter().chain(&args.gates.skip) {
@@ -67,7 +69,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| workspace.clone());
     // The cache belongs to the project, also when the gates read an export of its index.
     let cache = project_cache(&workspace, args.gates.no_cache);
-    let mut runner = match runner(tree, cache, jobs, backend, args.audit) {
+    let mut runner = match runner(tree, cache, jobs, backend, args.audit, trust) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
@@ -93,6 +95,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     let watcher = Watcher::for_gates(args.events, &config, &selection);
     let mut verdict = runner.run(&config, &selection, &watcher);
     verdict.fixes = fixes;
+    verdict.trust = trust_report;
     let context = Context {
         workspace: Some(runner.workspace.clone()),
         tools: report::tools(&config, runner.cache.as_ref()),
@@ -128,6 +131,7 @@ pub(super) fn runner(
     jobs: Option<usize>,
     backend: Option<String>,
     audit: Option<PathBuf>,
+    trust: Trust,
 ) -> Result<Runner, String> {
     let sandbox = std::env::current_exe()
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
@@ -139,6 +143,7 @@ pub(super) fn runner(
         audit,
         workspace,
         changes: None,
+        trust,
     })
 }
 
@@ -162,6 +167,7 @@ fn runner_like(runner: &Runner) -> Runner {
         backend: runner.backend.clone(),
         audit: runner.audit.clone(),
         changes: None,
+        trust: runner.trust.clone(),
     }
 }
 
@@ -308,14 +314,36 @@ pub(super) fn workspace(given: Option<&Path>) -> Result<PathBuf, String> {
     std::fs::canonicalize(&dir).map_err(|e| format!("the workspace {}: {e}", dir.display()))
 }
 
-pub(super) fn load(workspace: &Path, given: Option<&Path>) -> Result<ProjectConfig, String> {
-    let path = given
-        .map(Path::to_owned)
-        .unwrap_or_else(|| workspace.join(config::CONFIG_FILE));
-    if given.is_none() && !path.exists() {
-        return Ok(sandbox_gates::detect::detect(workspace));
+/// The project's gates (`--config`, `sandbox.toml`, or detected) read as project
+/// configuration, and which trust that was.
+pub(super) fn load(
+    workspace: &Path,
+    given: Option<&Path>,
+    trust: &Trust,
+) -> Result<(ProjectConfig, TrustReport), String> {
+    let mut report = TrustReport {
+        project: match trust.trusted {
+            Some(_) => TrustLevel::Trusted,
+            None => TrustLevel::Untrusted,
+        },
+        reason: trust.trusted.clone(),
+        ..TrustReport::default()
+    };
+    match config::load_project(workspace, given, trust) {
+        Ok(Some((config, project_file))) => {
+            report.project_files.extend(project_file);
+            Ok((config, report))
+        }
+        Ok(None) => {
+            let detected = sandbox_gates::detect::detect(workspace);
+            if !trust.is_trusted() {
+                config::check_gate_profiles("(the detected gates)", "", &detected, trust)
+                    .map_err(|error| error.to_string())?;
+            }
+            Ok((detected, report))
+        }
+        Err(error) => Err(format!("{:#}", anyhow::Error::from(error))),
     }
-    config::load(&path).map_err(|error| error.to_string())
 }
 
 pub(super) fn refuse(code: u8, message: &str) -> u8 {

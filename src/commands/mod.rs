@@ -73,6 +73,18 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The trust decision for `workspace` (DESIGN §12): the flags and the operator configuration.
+pub fn decide_trust(
+    workspace: &std::path::Path,
+    args: &crate::cli::TrustArgs,
+) -> anyhow::Result<sandbox_runtime::trust::Trust> {
+    let flags = sandbox_runtime::trust::TrustFlags {
+        trust_project: args.trust_project,
+        allow_protected: args.allow_protected.clone(),
+    };
+    Ok(sandbox_runtime::trust::Trust::decide(workspace, &flags)?)
+}
+
 /// Prints one JSON document; a closed stdout (`| head`) is not an error.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;

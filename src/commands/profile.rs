@@ -1,15 +1,15 @@
 //! `sandbox profile list|show`.
 
-use sandbox_runtime::profile::{self, ProfileSource};
+use sandbox_runtime::profile::{self, Lookup, ProfileSource};
 
 use super::{print_json, print_text};
 use crate::cli::{OutputFormat, ProfileCommand};
 
 pub fn run(command: ProfileCommand) -> anyhow::Result<u8> {
     match command {
-        ProfileCommand::List => list(),
+        ProfileCommand::List => list(&lookup()?),
         ProfileCommand::Show { name, output } => {
-            let resolved = profile::load(&name)?;
+            let resolved = lookup()?.load(&name)?;
             match output {
                 OutputFormat::Json => print_json(&resolved)?,
                 OutputFormat::Text => {
@@ -28,10 +28,23 @@ pub fn run(command: ProfileCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// Profiles as `sandbox exec` in the current directory would find them: the project's own
+/// first, held to the operator's (DESIGN §12).
+fn lookup() -> anyhow::Result<Lookup> {
+    let workspace = sandbox_runtime::spec::workspace_dir(None)?;
+    let trust = super::decide_trust(&workspace, &crate::cli::TrustArgs::default())?;
+    Ok(Lookup::for_project(&trust))
+}
+
 /// Every profile a name can reach: files on the search path first (they shadow built-ins).
-fn list() -> anyhow::Result<u8> {
+fn list(lookup: &Lookup) -> anyhow::Result<u8> {
     let mut rows: Vec<(String, ProfileSource)> = Vec::new();
-    for dir in profile::search_path() {
+    let project_dir = lookup
+        .project
+        .iter()
+        .map(|project| (project.root.join(profile::PROJECT_PROFILES), true));
+    let operator_dirs = lookup.operator_dirs.iter().map(|dir| (dir.clone(), false));
+    for (dir, in_project) in project_dir.chain(operator_dirs) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -46,7 +59,12 @@ fn list() -> anyhow::Result<u8> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if !rows.iter().any(|(seen, _)| *seen == name) {
-                rows.push((name, ProfileSource::File(path)));
+                let source = if in_project {
+                    ProfileSource::Project(path)
+                } else {
+                    ProfileSource::File(path)
+                };
+                rows.push((name, source));
             }
         }
     }
@@ -57,7 +75,7 @@ fn list() -> anyhow::Result<u8> {
     }
     let mut text = String::new();
     for (name, source) in rows {
-        let description = match profile::load(&name) {
+        let description = match lookup.load(&name) {
             Ok(resolved) => resolved.profile.description,
             Err(error) => format!(
                 "(invalid: {})",
