@@ -96,6 +96,51 @@ fn every_printed_form_is_redacted(backend: Backend) {
     assert_no_leak(&run.outcome.to_string(), "the Outcome");
 }
 
+/// The job pipes its secret through `xxd -p`, `base32` and `rev`, in upper and lower case,
+/// padded and not (issue 15: these came out whole). Each line comes out as `[REDACTED:TOKEN]`,
+/// counted, and no form is left in the Outcome.
+fn hex_base32_and_reversed_forms_are_redacted(backend: Backend) {
+    use data_encoding::{BASE32, HEXLOWER};
+    let workspace = Workspace::new();
+    let script = r#"
+        t() { printf '%s' "$TOKEN"; }
+        printf 'hex '; t | xxd -p
+        printf 'HEX '; t | xxd -p | tr a-f A-F
+        printf 'base32 '; t | base32
+        printf 'lower '; t | base32 | tr A-Z a-z
+        printf 'unpadded '; t | base32 | tr -d =
+        printf 'both '; t | base32 | tr -d = | tr A-Z a-z
+        printf 'rev '; t | rev; echo
+    "#;
+    let run = run_json(sandbox_with_token(backend, &workspace, &[]), script);
+    assert_eq!(run.code, 0, "{run:?}");
+    let hex = HEXLOWER.encode(TOKEN.as_bytes());
+    let base32 = BASE32.encode(TOKEN.as_bytes());
+    let forms = [
+        hex.clone(),
+        hex.to_uppercase(),
+        base32.clone(),
+        base32.to_lowercase(),
+        base32.trim_end_matches('=').to_owned(),
+        base32.trim_end_matches('=').to_lowercase(),
+        TOKEN.chars().rev().collect(),
+    ];
+    // One line each: `xxd -p` wraps at 60 characters, `base32` at 76.
+    assert!(hex.len() <= 60 && base32.ends_with('='), "{base32} {hex}");
+    let outcome = run.outcome.to_string();
+    for form in &forms {
+        assert!(!outcome.contains(form.as_str()), "{form} leaked: {run:?}");
+    }
+    assert_no_leak(&outcome, "the Outcome");
+    let lines: Vec<&str> = run.stdout().lines().collect();
+    let expected: Vec<String> = ["hex", "HEX", "base32", "lower", "unpadded", "both", "rev"]
+        .iter()
+        .map(|label| format!("{label} [REDACTED:TOKEN]"))
+        .collect();
+    assert_eq!(lines, expected, "{run:?}");
+    assert_eq!(run.outcome["redactions"], 7, "{run:?}");
+}
+
 /// Streamed live (no `--output json`), a value split across two writes is still caught.
 fn streamed_output_is_redacted(backend: Backend) {
     let workspace = Workspace::new();
@@ -224,6 +269,7 @@ fn a_secret_written_to_the_workspace_is_flagged_and_not_committed(backend: Backe
 
 conformance!(
     every_printed_form_is_redacted,
+    hex_base32_and_reversed_forms_are_redacted,
     streamed_output_is_redacted,
     the_value_is_in_no_argv_and_not_in_the_engine,
     a_file_secret_is_readable_by_the_job_only,
