@@ -267,7 +267,210 @@ fn a_secret_written_to_the_workspace_is_flagged_and_not_committed(backend: Backe
     assert!(!workspace.file("fine.txt").exists());
 }
 
+/// A gate that quotes every line holding `token` as a finding (the `regex` parser), as a
+/// linter quotes the line it complains about.
+const QUOTING_GATE: &str = r#"
+[[gate]]
+name = "quote"
+command = ["grep", "-rn", "token", "--include=*.cfg", "."]
+parser = "regex"
+pattern = '^\./(?P<path>[^:]+):(?P<line>\d+):(?P<message>.*)$'
+"#;
+
+/// Each report format and the file name it is written to.
+const REPORTS: [(&str, &str); 7] = [
+    ("json", "verdict.json"),
+    ("sarif", "verdict.sarif"),
+    ("junit", "verdict.xml"),
+    ("html", "verdict.html"),
+    ("markdown", "verdict.md"),
+    ("github", "verdict.github"),
+    ("text", "verdict.txt"),
+];
+
+/// `--report FORMAT=PATH` for every format into `dir`, and `--format github` with the step
+/// summary in `dir`.
+fn every_report(command: &mut Command, dir: &Path) {
+    for (format, name) in REPORTS {
+        command
+            .arg("--report")
+            .arg(format!("{format}={}", dir.join(name).display()));
+    }
+    command
+        .args(["--format", "github"])
+        .env("GITHUB_STEP_SUMMARY", dir.join("step-summary.md"));
+}
+
+/// No file in `dir` and not what the command printed holds the value or a part of it, and the
+/// ones named `quoting` (and stdout) show the finding with the value redacted.
+fn assert_redacted(dir: &Path, printed: &str, quoting: &[&str]) {
+    let mut texts = vec![("stdout".to_owned(), printed.to_owned())];
+    for entry in std::fs::read_dir(dir).expect("list").flatten() {
+        if entry.path().is_file() {
+            let text = std::fs::read_to_string(entry.path()).expect("read a report");
+            texts.push((entry.file_name().to_string_lossy().into_owned(), text));
+        }
+    }
+    for (name, text) in &texts {
+        assert_no_leak(text, name);
+        assert!(
+            !text.contains("ghp_s3cr3t"),
+            "{name} holds a part of the value:\n{text}"
+        );
+    }
+    for name in quoting.iter().chain(&["stdout"]) {
+        let (_, text) = texts
+            .iter()
+            .find(|(file, _)| file == name)
+            .unwrap_or_else(|| panic!("no {name} in {}", dir.display()));
+        // Markdown escapes the brackets.
+        assert!(
+            text.contains("REDACTED:TOKEN"),
+            "{name} lost the finding:\n{text}"
+        );
+    }
+}
+
+/// What `every_report` writes.
+fn reports() -> Vec<&'static str> {
+    let mut names: Vec<&str> = REPORTS.iter().map(|(_, name)| *name).collect();
+    names.push("step-summary.md");
+    names
+}
+
+/// The job writes its secret into a file a gate quotes in its findings (issue 15). `check`
+/// fails (the gate found it, and a secret is never written back), and the Verdict it prints, every
+/// report file, the step summary and the bundle quote the finding with `[REDACTED:TOKEN]`.
+fn a_finding_quoting_a_secret_is_redacted_in_every_report(backend: Backend) {
+    let workspace = Workspace::new();
+    workspace.write("sandbox.toml", QUOTING_GATE);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    let mut command = Command::new(SANDBOX);
+    command
+        .env(TOKEN_VAR, TOKEN)
+        .args(["check", "--backend", backend.name(), "--workspace"])
+        .arg(workspace.path())
+        .args(["--secret", &format!("TOKEN=env:{TOKEN_VAR}"), "--bundle"])
+        .arg(&bundle)
+        .stdin(Stdio::null());
+    every_report(&mut command, dir.path());
+    let script = r#"printf 'token = %s\nbasic token = %s\n' "$TOKEN" "$(printf 'u:%s' "$TOKEN" | base64)" > app.cfg"#;
+    let output = command
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("run sandbox");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let verdict: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("verdict.json")).expect("json"),
+    )
+    .expect("the JSON report is JSON");
+    let findings = &verdict["gates"][0]["findings"];
+    assert_eq!(findings.as_array().map(Vec::len), Some(2), "{verdict:#}");
+    assert_eq!(
+        findings[0]["message"], "token = [REDACTED:TOKEN]",
+        "{verdict:#}"
+    );
+    assert_eq!(findings[0]["path"], "app.cfg", "{verdict:#}");
+    assert_eq!(
+        verdict["job"]["workspace"]["secret_files"],
+        serde_json::json!([{"path": "app.cfg", "secrets": ["TOKEN"]}]),
+        "{verdict:#}"
+    );
+    assert!(!workspace.file("app.cfg").exists());
+    // Nor does the project's gate cache, which the next job can read, hold it.
+    assert!(
+        verdict["gates"][0]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.ends_with("(not cached: it quoted a secret)")),
+        "{verdict:#}"
+    );
+    for path in files_under(workspace.path()) {
+        let text = std::fs::read(&path).expect("read");
+        assert_no_leak(&String::from_utf8_lossy(&text), &path.display().to_string());
+    }
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_redacted(dir.path(), &printed, &reports());
+    assert_redacted(&bundle, &printed, &["verdict.json", "summary.md"]);
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// `sandbox gate --secret NAME=env:VAR`: the operator names a value the project's files hold;
+/// the findings quoting it and the HTML page's source lines show `[REDACTED:TOKEN]`, also when
+/// the result comes from the cache a run without `--secret` filled.
+#[test]
+fn gate_redacts_the_secrets_it_is_given_from_every_report() {
+    let workspace = Workspace::new();
+    workspace.write("sandbox.toml", QUOTING_GATE);
+    let basic = base64(&format!("u:{TOKEN}"));
+    workspace.write(
+        "app.cfg",
+        &format!("token = {TOKEN}\nbasic token = {basic}\n"),
+    );
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(workspace.path())
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    let gate = || {
+        let mut command = Command::new(SANDBOX);
+        command
+            .env(TOKEN_VAR, TOKEN)
+            .args(["gate", "--backend", "native", "--workspace"])
+            .arg(workspace.path())
+            .stdin(Stdio::null());
+        command
+    };
+    // Without `--secret` the finding quotes the value (the project's own file holds it).
+    let plain = gate()
+        .args(["--format", "json"])
+        .output()
+        .expect("run sandbox");
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("a Verdict");
+    assert_eq!(
+        plain["gates"][0]["findings"][0]["message"],
+        format!("token = {TOKEN}"),
+        "{plain:#}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = gate();
+    command.args(["--secret", &format!("TOKEN=env:{TOKEN_VAR}")]);
+    every_report(&mut command, dir.path());
+    let output = command.output().expect("run sandbox");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let verdict: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("verdict.json")).expect("json"),
+    )
+    .expect("the JSON report is JSON");
+    assert_eq!(verdict["gates"][0]["cached"], true, "{verdict:#}");
+    let html = std::fs::read_to_string(dir.path().join("verdict.html")).expect("html");
+    // The source line under the finding, not only its message.
+    assert!(
+        html.matches("token = [REDACTED:TOKEN]").count() >= 2,
+        "{html}"
+    );
+    assert_redacted(
+        dir.path(),
+        &String::from_utf8_lossy(&output.stdout),
+        &reports(),
+    );
+}
+
 conformance!(
+    a_finding_quoting_a_secret_is_redacted_in_every_report,
     every_printed_form_is_redacted,
     hex_base32_and_reversed_forms_are_redacted,
     streamed_output_is_redacted,

@@ -86,6 +86,7 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
         backend: runner.backend.clone(),
         audit: runner.audit.clone(),
         changes: None,
+        redactor: runner.redactor.clone(),
     };
     let verdict = on_fixed.run(
         config,

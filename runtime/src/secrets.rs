@@ -247,7 +247,9 @@ fn forms(value: &[u8]) -> Vec<Vec<u8>> {
 fn cores(value: &[u8], bits: usize, encode: impl Fn(&[u8]) -> Vec<u8>) -> Vec<Vec<u8>> {
     // The alignment repeats after the fewest bytes that make whole characters: 3 bytes for
     // base64, 5 for base32.
-    let period = (1..=bits).find(|bytes| 8 * bytes % bits == 0).unwrap_or(bits);
+    let period = (1..=bits)
+        .find(|bytes| 8 * bytes % bits == 0)
+        .unwrap_or(bits);
     let mut cores = Vec::new();
     for filler in 0..period {
         let mut input = vec![0; filler];
@@ -308,6 +310,13 @@ impl fmt::Debug for Redactor {
             .field("secrets", &self.inner.names)
             .field("patterns", &self.inner.owner.len())
             .finish()
+    }
+}
+
+/// No secrets: redacts nothing.
+impl Default for Redactor {
+    fn default() -> Redactor {
+        Redactor::new(&[])
     }
 }
 
@@ -606,7 +615,12 @@ mod tests {
             let input = format!("{prefix}{TOKEN}\", \"more\": 1}}");
             let hex = HEXLOWER.encode(input.as_bytes());
             let base32 = BASE32.encode(input.as_bytes());
-            for text in [hex.clone(), hex.to_uppercase(), base32.clone(), base32.to_lowercase()] {
+            for text in [
+                hex.clone(),
+                hex.to_uppercase(),
+                base32.clone(),
+                base32.to_lowercase(),
+            ] {
                 let (out, count) = redactor().redact_str(&text);
                 assert_eq!(count, 1, "{prefix:?} {text}");
                 assert!(
@@ -629,7 +643,10 @@ mod tests {
                 "{how}"
             );
         }
-        assert_eq!(redactor.redact_str("pin NDcxMQ==.").0, "pin [REDACTED:PIN].");
+        assert_eq!(
+            redactor.redact_str("pin NDcxMQ==.").0,
+            "pin [REDACTED:PIN]."
+        );
     }
 
     #[test]

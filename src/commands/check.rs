@@ -98,6 +98,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 jobs.or(project.defaults.jobs),
                 gate::backend_name(exec.backend),
                 exec.audit.clone(),
+                spec.redactor.clone(),
             ) {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
@@ -137,6 +138,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         workspace: outcome.workspace.committed.then(|| spec.workspace.clone()),
         tools,
         colour: false,
+        redactor: spec.redactor.clone(),
     };
     if let Some(dir) = &bundle {
         let record = audit::read(&audit_log)?

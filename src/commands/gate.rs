@@ -11,6 +11,7 @@ use sandbox_gates::config::{self, ProjectConfig};
 use sandbox_gates::report::{self, Context, Format};
 use sandbox_gates::runner::{Runner, Selection};
 use sandbox_gates::Verdict;
+use sandbox_runtime::secrets::{Redactor, Secret};
 
 use super::watch::Watcher;
 use super::{print_json, print_text};
@@ -27,6 +28,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     if let Err(message) = report_dirs(&args.report) {
         return Ok(refuse(CONFIG_ERROR, &message));
     }
+    let secrets: Result<Vec<Secret>, _> =
+        args.secret.iter().map(|f| Secret::from_flag(f)).collect();
+    let redactor = match secrets {
+        Ok(secrets) => Redactor::new(&secrets),
+        Err(error) => return Ok(refuse(CONFIG_ERROR, &error.to_string())),
+    };
     let config = match load(&workspace, args.gates.config.as_deref()) {
         Ok(config) => config,
         Err(message) => return Ok(refuse(CONFIG_ERROR, &message)),
@@ -67,7 +74,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| workspace.clone());
     // The cache belongs to the project, also when the gates read an export of its index.
     let cache = project_cache(&workspace, args.gates.no_cache);
-    let mut runner = match runner(tree, cache, jobs, backend, args.audit) {
+    let mut runner = match runner(tree, cache, jobs, backend, args.audit, redactor) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
@@ -97,6 +104,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         workspace: Some(runner.workspace.clone()),
         tools: report::tools(&config, runner.cache.as_ref()),
         colour: false,
+        redactor: runner.redactor.clone(),
     };
     watcher.verdict(&verdict);
     report(
@@ -121,13 +129,14 @@ pub(super) fn backend_name(backend: Option<BackendArg>) -> Option<String> {
 }
 
 /// Runs the gates of `workspace` (a project, or a scratch job's view, or an exported index)
-/// with our own binary, caching in `cache` (the project's).
+/// with our own binary, caching in `cache` (the project's), redacting `redactor`'s secrets.
 pub(super) fn runner(
     workspace: PathBuf,
     cache: Cache,
     jobs: Option<usize>,
     backend: Option<String>,
     audit: Option<PathBuf>,
+    redactor: Redactor,
 ) -> Result<Runner, String> {
     let sandbox = std::env::current_exe()
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
@@ -139,6 +148,7 @@ pub(super) fn runner(
         audit,
         workspace,
         changes: None,
+        redactor,
     })
 }
 
@@ -162,6 +172,7 @@ fn runner_like(runner: &Runner) -> Runner {
         backend: runner.backend.clone(),
         audit: runner.audit.clone(),
         changes: None,
+        redactor: runner.redactor.clone(),
     }
 }
 

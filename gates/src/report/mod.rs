@@ -15,9 +15,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use sandbox_runtime::secrets::Redactor;
+
 use crate::cache::Cache;
 use crate::config::ProjectConfig;
 use crate::finding::Finding;
+use crate::redact::{self, RedactError};
 use crate::runner::NOT_SELECTED;
 use crate::verdict::{GateResult, GateStatus, Verdict};
 
@@ -86,6 +89,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("redacting the secrets from the Verdict")]
+    Redacting(#[from] RedactError),
     #[error("writing the JUnit XML")]
     Xml(#[source] std::io::Error),
     #[error("writing the report {path}")]
@@ -106,6 +111,9 @@ pub struct Context {
     pub tools: BTreeMap<String, Tool>,
     /// ANSI colour in the text view.
     pub colour: bool,
+    /// The secrets the caller knows of (`check`'s job, `gate --secret`): none of their values
+    /// may reach a report.
+    pub redactor: Redactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +154,18 @@ fn version_number(printed: &str) -> Option<String> {
     Some(number.to_owned())
 }
 
+/// `verdict` as `format`, with every secret of `context` redacted: a finding quotes the line it
+/// found, and a job under judgment can write its secret into one (issue 15). The Verdict is
+/// redacted before rendering, where each value is still plain text and not yet escaped for the
+/// format; the rendered text once more, for what a renderer reads besides the Verdict (the HTML
+/// page's source lines, the tools' versions).
 pub fn render(format: Format, verdict: &Verdict, context: &Context) -> Result<String, ReportError> {
+    let redacted = redact::redacted(verdict, &context.redactor)?;
+    let text = render_as(format, redacted.as_ref().unwrap_or(verdict), context)?;
+    Ok(context.redactor.redact_str(&text).0)
+}
+
+fn render_as(format: Format, verdict: &Verdict, context: &Context) -> Result<String, ReportError> {
     match format {
         Format::Json => pretty(verdict, format),
         Format::Sarif => pretty(&sarif::render(verdict, context), format),
@@ -420,6 +439,7 @@ pub(crate) mod tests {
                 },
             )]),
             colour: false,
+            redactor: Redactor::default(),
         }
     }
 
@@ -477,6 +497,35 @@ pub(crate) mod tests {
         assert_eq!(back, serde_json::to_value(&verdict).unwrap());
         // The JSON keeps the gates the human views leave out.
         assert!(text.contains(NOT_SELECTED));
+    }
+
+    /// A value with what each format escapes (`&<>"'` for HTML and XML, `%,:` for GitHub, `|`
+    /// and `*` for Markdown, `"` and `\` for JSON): were a format's escaped text redacted, its
+    /// escaped value would slip through. The letters between them are what no escaping changes.
+    #[test]
+    fn no_format_shows_a_secret_a_finding_quotes() {
+        const VALUE: &str = r#"Zq7xK&<Wq9vB"'Jm4tR|%,Hy6pL:*\Nc2sD"#;
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::create_dir(workspace.path().join("src")).unwrap();
+        let source = format!("import os\nkey = '{VALUE}'\nprint(1)\n");
+        std::fs::write(workspace.path().join("src/a&b.py"), source).unwrap();
+        let mut verdict = verdict();
+        verdict.gates[0].findings[1].message = format!("hard-coded key {VALUE} here");
+        verdict.gates[0].findings[1].line = Some(2);
+        let context = Context {
+            workspace: Some(workspace.path().to_owned()),
+            redactor: crate::redact::tests::redactor(VALUE),
+            ..context()
+        };
+        for format in Format::ALL {
+            let text = render(format, &verdict, &context).unwrap();
+            for part in ["Zq7xK", "Wq9vB", "Jm4tR", "Hy6pL", "Nc2sD"] {
+                assert!(!text.contains(part), "{format} shows {part}: {text}");
+            }
+            assert!(text.contains("REDACTED:PW"), "{format}: {text}");
+        }
+        let html = render(Format::Html, &verdict, &context).unwrap();
+        assert!(html.contains("key = &#39;[REDACTED:PW]&#39;"), "{html}");
     }
 
     #[test]
