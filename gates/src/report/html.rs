@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sandbox_runtime::secrets::Redactor;
 
-use super::{metrics, number, shown, time, title, Context};
+use super::{is_bidi, metrics, number, shown, time, title, Context};
 use crate::coverage::FileCoverage;
 use crate::finding::Finding;
 use crate::verdict::{GateStatus, Verdict};
@@ -383,7 +383,8 @@ fn ranges(lines: &[u32]) -> String {
         .join(", ")
 }
 
-/// The text of an HTML element or attribute value, as text.
+/// The text of an HTML element or attribute value, as text; a bidi control is shown as
+/// `<U+202E>` (see `is_bidi`), not obeyed.
 fn esc(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -393,6 +394,9 @@ fn esc(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
+            c if is_bidi(c) => {
+                let _ = write!(escaped, "&lt;U+{:04X}&gt;", u32::from(c));
+            }
             c => escaped.push(c),
         }
     }

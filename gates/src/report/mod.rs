@@ -228,8 +228,6 @@ pub(crate) fn place(finding: &Finding) -> String {
     }
 }
 
-/// Tool text on one line: messages spanning lines (mypy's notes) are joined, and control
-/// characters (a terminal escape in a message) become spaces.
 /// What a `--fix` did, in words: `written back, 2 file(s) changed`. Each format adds the gate
 /// and the reason in its own escaping.
 pub(crate) fn fix_outcome(fix: &crate::fix::FixResult) -> String {
@@ -244,11 +242,37 @@ pub(crate) fn fix_outcome(fix: &crate::fix::FixResult) -> String {
     )
 }
 
+/// Tool text on one line: messages spanning lines (mypy's notes) are joined, control
+/// characters (a terminal escape in a message) become spaces, and bidi controls are shown.
 pub(crate) fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
+    let joined = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    show_bidi(&joined)
+}
+
+/// Whether `c` is one of Unicode's bidirectional controls: the embeddings, overrides and
+/// isolates and the implicit marks. They make a line display in another order than the one it
+/// is read in (Trojan Source, CVE-2021-42574): a finding's message or a quoted source line
+/// could show a reviewer something else than what the code does.
+pub(crate) fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `text` with each bidi control written out as `<U+202E>`, for the views people read (text,
+/// Markdown, GitHub annotations; HTML does the same in its own escaping).
+pub(crate) fn show_bidi(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_bidi(c) {
+            shown.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// `84.2`, `90`, `0.35`: two decimals at most, no trailing zeros.
@@ -557,5 +581,55 @@ pub(crate) mod tests {
     fn one_line_joins_lines_and_drops_terminal_escapes() {
         assert_eq!(one_line("a\n  note: b\r\n"), "a note: b");
         assert_eq!(one_line("red \x1b[31mtext"), "red [31mtext");
+    }
+
+    /// Every bidi control, each as Trojan Source used it: `access_level != "user\u{202E} \u{2066}//
+    /// Check if admin\u{2069} \u{2066}"` reads as a comment but is a string.
+    pub const BIDI: [char; 12] = [
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+    ];
+
+    #[test]
+    fn bidi_controls_are_shown_and_nothing_else_is_touched() {
+        let text: String = BIDI.iter().collect();
+        assert_eq!(
+            show_bidi(&text),
+            "<U+202A><U+202B><U+202C><U+202D><U+202E><U+2066><U+2067><U+2068><U+2069>\
+             <U+200E><U+200F><U+061C>"
+        );
+        assert_eq!(one_line("if x\u{202E} {\n}"), "if x<U+202E> { }");
+        let plain = "Grüße, שלום, مرحبا \u{200B} \u{FEFF} <U+202E>";
+        assert_eq!(show_bidi(plain), plain);
+    }
+
+    /// Text, Markdown and GitHub annotations show each bidi control of a message, a path and a
+    /// gate name; HTML too, in its escaping; none is left in any of them.
+    #[test]
+    fn no_human_view_passes_a_bidi_control_through() {
+        let mut verdict = verdict();
+        let trojan = format!("is_admin{}{}// admin only", BIDI[4], BIDI[5]);
+        verdict.gates[0].findings[0].message = trojan.clone();
+        verdict.gates[0].findings[0].path = Some(format!("src/{}a.py", BIDI[9]));
+        let mut context = context();
+        for format in [Format::Text, Format::Markdown, Format::Github, Format::Html] {
+            let text = render(format, &verdict, &context).unwrap();
+            assert!(!text.contains(is_bidi), "{format}: {text:?}");
+            assert!(
+                text.contains("U+202E") && text.contains("U+200E"),
+                "{format}: {text}"
+            );
+        }
+        let html_source = tempfile::tempdir().unwrap();
+        std::fs::create_dir(html_source.path().join("src")).unwrap();
+        let source = format!("import os\nif {trojan}:\n");
+        std::fs::write(html_source.path().join("src/a&b.py"), source).unwrap();
+        context.workspace = Some(html_source.path().to_owned());
+        let html = render(Format::Html, &verdict, &context).unwrap();
+        assert!(
+            html.contains("if is_admin&lt;U+202E&gt;&lt;U+2066&gt;// admin"),
+            "{html}"
+        );
+        assert!(!html.contains(is_bidi), "{html}");
     }
 }
