@@ -532,3 +532,28 @@ fn a_missing_secret_source_refuses_the_job_naming_it() {
     );
     assert!(!workspace.file("ran").exists());
 }
+
+/// `gate --secret` with a source that is not there is a usage error naming the secret and the
+/// source, before any gate runs (no report is written).
+#[test]
+fn gate_refuses_a_secret_it_cannot_read_before_any_gate_runs() {
+    let workspace = Workspace::new();
+    workspace.write("sandbox.toml", QUOTING_GATE);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("verdict.json");
+    let output = Command::new(SANDBOX)
+        .env_remove("SANDBOX_TEST_UNSET")
+        .args(["gate", "--backend", "native", "--workspace"])
+        .arg(workspace.path())
+        .args(["--secret", "API_KEY=env:SANDBOX_TEST_UNSET", "--report"])
+        .arg(format!("json={}", report.display()))
+        .output()
+        .expect("run sandbox");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("API_KEY") && stderr.contains("SANDBOX_TEST_UNSET"),
+        "{stderr}"
+    );
+    assert!(!report.exists());
+}

@@ -583,9 +583,9 @@ pub(crate) mod tests {
         assert_eq!(one_line("red \x1b[31mtext"), "red [31mtext");
     }
 
-    /// Every bidi control, each as Trojan Source used it: `access_level != "user\u{202E} \u{2066}//
-    /// Check if admin\u{2069} \u{2066}"` reads as a comment but is a string.
-    pub const BIDI: [char; 12] = [
+    /// Every bidi control. Trojan Source hid code with them: `"user\u{202E} \u{2066}// Check if
+    /// admin\u{2069} \u{2066}"` displays as a comment but is a string.
+    const BIDI: [char; 12] = [
         '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
         '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
     ];
