@@ -469,8 +469,34 @@ fn gate_redacts_the_secrets_it_is_given_from_every_report() {
     );
 }
 
+/// The hex, base32 and reversed forms written into a scratch workspace are found like the value
+/// itself: each file is named with the secret, and nothing is written back.
+fn an_encoded_secret_written_to_the_workspace_is_flagged(backend: Backend) {
+    let workspace = Workspace::new();
+    let run = run_json(
+        sandbox_with_token(backend, &workspace, &["--workspace-mode", "scratch"]),
+        r#"t() { printf '%s' "$TOKEN"; }
+           t | xxd -p > hex.txt; t | base32 | tr A-Z a-z > b32.txt; t | rev > rev.txt"#,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let flagged = |path: &str| serde_json::json!({"path": path, "secrets": ["TOKEN"]});
+    let mut files = run.outcome["workspace"]["secret_files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    files.sort_by_key(|file| file["path"].as_str().map(str::to_owned));
+    assert_eq!(
+        files,
+        [flagged("b32.txt"), flagged("hex.txt"), flagged("rev.txt")],
+        "{run:?}"
+    );
+    assert_eq!(run.outcome["workspace"]["committed"], false, "{run:?}");
+    assert!(!workspace.file("hex.txt").exists());
+}
+
 conformance!(
     a_finding_quoting_a_secret_is_redacted_in_every_report,
+    an_encoded_secret_written_to_the_workspace_is_flagged,
     every_printed_form_is_redacted,
     hex_base32_and_reversed_forms_are_redacted,
     streamed_output_is_redacted,
