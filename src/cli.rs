@@ -169,6 +169,11 @@ pub struct GateArgs {
     pub fix: bool,
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
+    /// A secret whose value must not reach the Verdict or a report, should a finding quote it
+    /// (repeatable): from our own variable NAME, or from `env:VAR` or `file:PATH`. The gates'
+    /// jobs do not get it.
+    #[arg(long = "secret", value_name = "NAME[=env:VAR|file:PATH]")]
+    pub secret: Vec<String>,
     #[command(flatten)]
     pub report: ReportArgs,
     /// The older spelling of `--format text|json`.

@@ -90,6 +90,7 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
         audit: runner.audit.clone(),
         changes: None,
         trust: runner.trust.clone(),
+        redactor: runner.redactor.clone(),
     };
     let verdict = on_fixed.run(
         config,

@@ -16,6 +16,7 @@ pub mod fix;
 pub mod hook;
 pub mod parsers;
 pub mod presets;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod staged;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use sandbox_runtime::profile::HumanDuration;
+use sandbox_runtime::secrets::Redactor;
 use sandbox_runtime::spec::Bind;
 use sandbox_runtime::trust::Trust;
 
@@ -20,6 +21,7 @@ use crate::config::{Defaults, GateSpec, ProjectConfig};
 use crate::events::{Event, Observer};
 use crate::finding::Finding;
 use crate::parsers::{self, Parsed, ToolRun};
+use crate::redact;
 use crate::verdict::{judge, GateResult, GateStatus, Threshold, Verdict};
 
 /// Where `scripts/setup` installs the pinned tools; bound read-only into every gate job.
@@ -47,6 +49,9 @@ pub struct Runner {
     pub changes: Option<crate::builtin::Changes>,
     /// How far the project's own configuration is trusted; each gate job is told the same.
     pub trust: Trust,
+    /// The secrets a result may quote (`check`'s job wrote them into the tree the gates read),
+    /// redacted from every result as it comes in.
+    pub redactor: Redactor,
 }
 
 /// The reason of a gate that `--only` or `--skip` left out: the human reports leave such gates
@@ -178,6 +183,20 @@ impl Runner {
         result
     }
 
+    /// `result` without the secrets' values, and whether it held one. A result that redacting
+    /// makes unreadable (a value of a few characters matched its words) becomes an error
+    /// rather than a leak.
+    fn redacted(&self, gate: &GateSpec, result: GateResult) -> (GateResult, bool) {
+        match redact::redacted(&result, &self.redactor) {
+            Ok(None) => (result, false),
+            Ok(Some(clean)) => (clean, true),
+            Err(error) => {
+                let why = format!("the gate's result quoted a secret: {error}");
+                (errored(gate, why, None), true)
+            }
+        }
+    }
+
     fn run_gate_cached(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
         let started = Instant::now();
         let extra = match (&self.changes, gate.builtin()) {
@@ -189,15 +208,25 @@ impl Runner {
             .as_ref()
             .map(|cache| cache.key(gate, &self.workspace, &extra));
         if let (Some(cache), Some(Ok(key))) = (&self.cache, &key) {
-            if let Some(mut hit) = cache.get(key) {
+            if let Some(hit) = cache.get(key) {
+                // Stored by a run that did not know the secret.
+                let (mut hit, _) = self.redacted(gate, hit);
                 hit.cached = true;
                 hit.duration_ms = elapsed_ms(started);
                 return hit;
             }
         }
-        let mut result = self.run_job(gate, defaults);
+        let (mut result, quoted) = self.redacted(gate, self.run_job(gate, defaults));
         result.duration_ms = elapsed_ms(started);
         match (&self.cache, key) {
+            // The cache sits in the project, where the next job reads it; and a redacted result
+            // is not what a run that does not know the secret would give.
+            (Some(_), Some(Ok(_))) if quoted => {
+                result.reason = Some(format!(
+                    "{}(not cached: it quoted a secret)",
+                    result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
+                ));
+            }
             (Some(cache), Some(Ok(key))) if result.status != GateStatus::Error => {
                 if let Err(error) = cache.put(&key, &result) {
                     result.reason = Some(format!(

@@ -1,8 +1,9 @@
 //! Secrets: resolving their sources, and redacting their values from everything we emit.
 //!
 //! A value must never reach the outcome, a log or a finding (DESIGN.md §5), and a job can print
-//! it transformed: base64 inside a basic-auth header or a JSON document, percent-encoded in a
-//! URL, escaped in JSON, or split across two pipe reads. The redactor looks for all of those.
+//! it transformed: base64 inside a basic-auth header or a JSON document, hex (`xxd -p`), base32,
+//! reversed (`rev`), percent-encoded in a URL, escaped in JSON, or split across two pipe reads.
+//! The redactor looks for all of those (issue 15: a hostile job prints the encoding we miss).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use data_encoding::{BASE32, BASE32_NOPAD, HEXLOWER, HEXUPPER};
 
 /// Credentials are far smaller; a bigger value is a mistake, and each stream holds back about
 /// three times the longest value.
@@ -193,23 +195,33 @@ fn read_source(name: &str, from: &str) -> Result<Vec<u8>, SecretError> {
 }
 
 /// The byte strings that reveal `value`: itself and the encodings a job is likely to print.
+/// Every whole form is kept however short (a false redaction beats a leak); only the partial
+/// forms inside a longer encoded text need 8 characters, as shorter ones match by chance.
 fn forms(value: &[u8]) -> Vec<Vec<u8>> {
-    let mut forms = vec![value.to_vec()];
+    let mut forms = vec![value.to_vec(), value.iter().rev().copied().collect()];
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         forms.push(engine.encode(value).into_bytes());
     }
+    // `xxd -p` and `od`-style dumps; a hex text is byte-aligned, so the value's hex is also a
+    // substring of a longer hex text.
+    for hex in [&HEXLOWER, &HEXUPPER] {
+        forms.push(hex.encode(value).into_bytes());
+    }
+    // coreutils `base32` prints upper case and pads; `| tr` or a TOTP URI drops either.
+    for base32 in [&BASE32, &BASE32_NOPAD] {
+        let upper = base32.encode(value).into_bytes();
+        forms.push(upper.to_ascii_lowercase());
+        forms.push(upper);
+    }
     // Inside a longer base64 text (basic auth `user:token`, a base64'd JSON document) only the
-    // characters made of the value's bits alone are stable, at each of the 3 alignments.
+    // characters made of the value's bits alone are stable, at each of the 3 alignments; base32
+    // packs 5 bits a character and repeats every 5 bytes.
     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        for filler in 0..3 {
-            let mut input = vec![0; filler];
-            input.extend_from_slice(value);
-            let encoded = engine.encode(&input).into_bytes();
-            let (start, end) = ((8 * filler).div_ceil(6), 8 * input.len() / 6);
-            if let Some(core) = encoded.get(start..end).filter(|core| core.len() >= 8) {
-                forms.push(core.to_vec());
-            }
-        }
+        forms.extend(cores(value, 6, |bytes| engine.encode(bytes).into_bytes()));
+    }
+    for core in cores(value, 5, |bytes| BASE32_NOPAD.encode(bytes).into_bytes()) {
+        forms.push(core.to_ascii_lowercase());
+        forms.push(core);
     }
     for hex in [b"0123456789ABCDEF", b"0123456789abcdef"] {
         forms.push(percent(value, hex, false));
@@ -227,6 +239,28 @@ fn forms(value: &[u8]) -> Vec<Vec<u8>> {
         forms.push(unquoted.unwrap_or_default().as_bytes().to_vec());
     }
     forms
+}
+
+/// The characters of `encode(filler + value + more)` that depend on `value`'s bits alone, for
+/// each length of filler up to the encoding's period (`bits` per character), of at least 8
+/// characters.
+fn cores(value: &[u8], bits: usize, encode: impl Fn(&[u8]) -> Vec<u8>) -> Vec<Vec<u8>> {
+    // The alignment repeats after the fewest bytes that make whole characters: 3 bytes for
+    // base64, 5 for base32.
+    let period = (1..=bits)
+        .find(|bytes| 8 * bytes % bits == 0)
+        .unwrap_or(bits);
+    let mut cores = Vec::new();
+    for filler in 0..period {
+        let mut input = vec![0; filler];
+        input.extend_from_slice(value);
+        let encoded = encode(&input);
+        let (start, end) = ((8 * filler).div_ceil(bits), 8 * input.len() / bits);
+        if let Some(core) = encoded.get(start..end).filter(|core| core.len() >= 8) {
+            cores.push(core.to_vec());
+        }
+    }
+    cores
 }
 
 fn percent(value: &[u8], hex: &[u8; 16], plus_for_space: bool) -> Vec<u8> {
@@ -276,6 +310,13 @@ impl fmt::Debug for Redactor {
             .field("secrets", &self.inner.names)
             .field("patterns", &self.inner.owner.len())
             .finish()
+    }
+}
+
+/// No secrets: redacts nothing.
+impl Default for Redactor {
+    fn default() -> Redactor {
+        Redactor::new(&[])
     }
 }
 
@@ -533,6 +574,79 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Each form as a job prints it, with what printed it.
+    fn printed_forms(value: &str) -> Vec<(&'static str, String)> {
+        let base32 = BASE32.encode(value.as_bytes());
+        let base32_no_pad = BASE32_NOPAD.encode(value.as_bytes());
+        vec![
+            ("xxd -p", HEXLOWER.encode(value.as_bytes())),
+            ("hex upper case", HEXUPPER.encode(value.as_bytes())),
+            ("base32", base32.clone()),
+            ("base32 lower case", base32.to_lowercase()),
+            ("base32 unpadded", base32_no_pad.clone()),
+            ("base32 unpadded lower case", base32_no_pad.to_lowercase()),
+            ("rev", value.chars().rev().collect()),
+        ]
+    }
+
+    #[test]
+    fn hex_base32_and_reversed_forms_of_the_value_are_redacted() {
+        let forms = printed_forms(TOKEN);
+        assert!(forms.iter().all(|(_, form)| !form.contains(TOKEN)));
+        for (how, form) in &forms {
+            let (out, count) = redactor().redact_str(&format!("x={form};"));
+            assert_eq!((out.as_str(), count), ("x=[REDACTED:TOKEN];", 1), "{how}");
+        }
+    }
+
+    #[test]
+    fn find_reports_the_secret_behind_each_form() {
+        for (how, form) in printed_forms(TOKEN) {
+            let file = format!("export KEY={form}\n");
+            assert_eq!(redactor().find(file.as_bytes()), ["TOKEN"], "{how}");
+        }
+    }
+
+    #[test]
+    fn value_inside_a_longer_hex_or_base32_text_is_redacted_at_each_alignment() {
+        for prefix in ["", "a", "ab", "abc", "abcd", "user:", r#"{"auth":""#] {
+            let input = format!("{prefix}{TOKEN}\", \"more\": 1}}");
+            let hex = HEXLOWER.encode(input.as_bytes());
+            let base32 = BASE32.encode(input.as_bytes());
+            for text in [
+                hex.clone(),
+                hex.to_uppercase(),
+                base32.clone(),
+                base32.to_lowercase(),
+            ] {
+                let (out, count) = redactor().redact_str(&text);
+                assert_eq!(count, 1, "{prefix:?} {text}");
+                assert!(
+                    out.contains("[REDACTED:TOKEN]") && out.len() < text.len(),
+                    "{out}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_value_is_redacted_in_every_whole_form() {
+        // Short values cost false redactions (README), never a leak: the value and each whole
+        // encoding are kept at any length, as the base64 forms always were.
+        let redactor = Redactor::new(&[secret("PIN", "4711")]);
+        for (how, form) in printed_forms("4711") {
+            assert_eq!(
+                redactor.redact_str(&format!("pin {form}.")).0,
+                "pin [REDACTED:PIN].",
+                "{how}"
+            );
+        }
+        assert_eq!(
+            redactor.redact_str("pin NDcxMQ==.").0,
+            "pin [REDACTED:PIN]."
+        );
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 gate::backend_name(exec.backend),
                 exec.audit.clone(),
                 trust.clone(),
+                spec.redactor.clone(),
             ) {
                 Ok(runner) => runner,
                 Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
@@ -147,6 +148,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         workspace: outcome.workspace.committed.then(|| spec.workspace.clone()),
         tools,
         colour: false,
+        redactor: spec.redactor.clone(),
     };
     if let Some(dir) = &bundle {
         let record = audit::read(&audit_log)?

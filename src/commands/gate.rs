@@ -11,6 +11,7 @@ use sandbox_gates::config::{self, ProjectConfig};
 use sandbox_gates::report::{self, Context, Format};
 use sandbox_gates::runner::{Runner, Selection};
 use sandbox_gates::Verdict;
+use sandbox_runtime::secrets::{Redactor, Secret};
 use sandbox_runtime::trust::{Trust, TrustLevel, TrustReport};
 
 use super::watch::Watcher;
@@ -28,6 +29,12 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
     if let Err(message) = report_dirs(&args.report) {
         return Ok(refuse(CONFIG_ERROR, &message));
     }
+    let secrets: Result<Vec<Secret>, _> =
+        args.secret.iter().map(|f| Secret::from_flag(f)).collect();
+    let redactor = match secrets {
+        Ok(secrets) => Redactor::new(&secrets),
+        Err(error) => return Ok(refuse(CONFIG_ERROR, &error.to_string())),
+    };
     let trust = super::decide_trust(&workspace, &args.trust)?;
     let (config, trust_report) = match load(&workspace, args.gates.config.as_deref(), &trust) {
         Ok(loaded) => loaded,
@@ -69,7 +76,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| workspace.clone());
     // The cache belongs to the project, also when the gates read an export of its index.
     let cache = project_cache(&workspace, args.gates.no_cache);
-    let mut runner = match runner(tree, cache, jobs, backend, args.audit, trust) {
+    let mut runner = match runner(tree, cache, jobs, backend, args.audit, trust, redactor) {
         Ok(runner) => runner,
         Err(message) => return Ok(refuse(INFRASTRUCTURE_ERROR, &message)),
     };
@@ -100,6 +107,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         workspace: Some(runner.workspace.clone()),
         tools: report::tools(&config, runner.cache.as_ref()),
         colour: false,
+        redactor: runner.redactor.clone(),
     };
     watcher.verdict(&verdict);
     report(
@@ -124,7 +132,7 @@ pub(super) fn backend_name(backend: Option<BackendArg>) -> Option<String> {
 }
 
 /// Runs the gates of `workspace` (a project, or a scratch job's view, or an exported index)
-/// with our own binary, caching in `cache` (the project's).
+/// with our own binary, caching in `cache` (the project's), redacting `redactor`'s secrets.
 pub(super) fn runner(
     workspace: PathBuf,
     cache: Cache,
@@ -132,6 +140,7 @@ pub(super) fn runner(
     backend: Option<String>,
     audit: Option<PathBuf>,
     trust: Trust,
+    redactor: Redactor,
 ) -> Result<Runner, String> {
     let sandbox = std::env::current_exe()
         .map_err(|error| format!("cannot find our own binary to run the gates with: {error}"))?;
@@ -144,6 +153,7 @@ pub(super) fn runner(
         workspace,
         changes: None,
         trust,
+        redactor,
     })
 }
 
@@ -168,6 +178,7 @@ fn runner_like(runner: &Runner) -> Runner {
         audit: runner.audit.clone(),
         changes: None,
         trust: runner.trust.clone(),
+        redactor: runner.redactor.clone(),
     }
 }
 

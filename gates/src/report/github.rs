@@ -3,7 +3,7 @@
 //! most 10 annotations of each level in a step, so the worst come first, each level is capped,
 //! and one last notice says how many were left out. (The step summary is Markdown: `markdown`.)
 
-use super::{metrics, shown};
+use super::{metrics, show_bidi, shown};
 use crate::finding::{Finding, Severity};
 use crate::verdict::{GateStatus, Verdict};
 
@@ -188,9 +188,11 @@ fn annotation(finding: &Finding) -> Annotation {
 }
 
 /// A command's message, escaped as `@actions/core` does (`escapeData` in `command.ts`): the
-/// runner reads one command per line, so a newline in a message must not end it.
+/// runner reads one command per line, so a newline in a message must not end it. Bidi controls
+/// are shown (`show_bidi`): GitHub displays the annotation beside the code.
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25")
+    show_bidi(text)
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }

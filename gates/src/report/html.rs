@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::{metrics, number, shown, time, title, Context};
+use sandbox_runtime::secrets::Redactor;
+
+use super::{is_bidi, metrics, number, shown, time, title, Context};
 use crate::coverage::FileCoverage;
 use crate::finding::Finding;
 use crate::verdict::{GateStatus, Verdict};
@@ -229,7 +231,7 @@ fn findings(page: &mut String, verdict: &Verdict, context: &Context) {
             .or_default()
             .push(finding);
     }
-    let mut sources = Sources::new(context.workspace.as_deref());
+    let mut sources = Sources::new(context.workspace.as_deref(), &context.redactor);
     let _ = writeln!(
         page,
         "<section id=\"findings\">\n<h2>Findings ({})</h2>",
@@ -381,7 +383,8 @@ fn ranges(lines: &[u32]) -> String {
         .join(", ")
 }
 
-/// The text of an HTML element or attribute value, as text.
+/// The text of an HTML element or attribute value, as text; a bidi control is shown as
+/// `<U+202E>` (see `is_bidi`), not obeyed.
 fn esc(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -391,6 +394,9 @@ fn esc(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
+            c if is_bidi(c) => {
+                let _ = write!(escaped, "&lt;U+{:04X}&gt;", u32::from(c));
+            }
             c => escaped.push(c),
         }
     }
@@ -401,24 +407,34 @@ fn esc(text: &str) -> String {
 /// inside the workspace. A finding's path is the tool's word on a tree an agent may have
 /// written, so `../../home/user/.ssh/id_ed25519`, an absolute path, or a symlink out of the
 /// workspace shows no source rather than copying a host file into a report that CI uploads.
-struct Sources {
+/// A line that holds a secret shows it redacted, as the finding's message does.
+struct Sources<'a> {
     root: Option<PathBuf>,
+    redactor: &'a Redactor,
     files: HashMap<String, Option<Vec<String>>>,
 }
 
-impl Sources {
-    fn new(root: Option<&Path>) -> Sources {
+impl<'a> Sources<'a> {
+    fn new(root: Option<&Path>, redactor: &'a Redactor) -> Sources<'a> {
         Sources {
             root: root.and_then(|root| root.canonicalize().ok()),
+            redactor,
             files: HashMap::new(),
         }
     }
 
     fn lines(&mut self, path: &str) -> Option<&[String]> {
         let root = self.root.as_deref()?;
+        let redactor = self.redactor;
+        // Line by line, so that a value ending in a newline cannot join two lines and shift
+        // the rest.
+        let redacted = |lines: Vec<String>| {
+            let redact = |line: String| redactor.redact_str(&line).0;
+            lines.into_iter().map(redact).collect()
+        };
         self.files
             .entry(path.to_owned())
-            .or_insert_with(|| read_source(root, path))
+            .or_insert_with(|| read_source(root, path).map(redacted))
             .as_deref()
     }
 }

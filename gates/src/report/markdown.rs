@@ -1,7 +1,7 @@
 //! Markdown (GitHub-flavoured): the verdict, a table of gates, why the failing ones failed, the
 //! worst findings as `path:line`, the job's Outcome for `check`, and the fixes. GitHub's step
 //! summary shows it; every piece of tool or project text is escaped, so a message cannot turn
-//! into a link, a table cell break or HTML.
+//! into a link, a table cell break, HTML or a notification, nor reorder what it shows.
 
 use super::{job_line, metrics, one_line, place, shown, time, title, worst_first};
 use crate::verdict::{GateStatus, Verdict, VerdictStatus};
@@ -125,16 +125,45 @@ fn mark(status: GateStatus) -> &'static str {
 
 /// Text as Markdown shows it literally, on one line: the punctuation that starts emphasis,
 /// code, links, HTML, entities or a table cell is backslash-escaped (CommonMark lets any ASCII
-/// punctuation be).
+/// punctuation be), what GitHub would link or notify is defused, bidi controls are shown.
 fn escape(text: &str) -> String {
     let mut escaped = String::new();
-    for c in one_line(text).chars() {
+    for c in defuse(&one_line(text)).chars() {
         if "\\`*_[]<>|~&#!".contains(c) {
             escaped.push('\\');
         }
         escaped.push(c);
     }
     escaped
+}
+
+/// GitHub links `https://…` and `www.…` by themselves (GFM's extended autolinks) and notifies
+/// whoever `@name` names, also in a step summary, escaped or not: the text a project or a tool
+/// wrote must do neither. `://` becomes `[:]//` and `www.` `www[.]`, as security reports defang
+/// a URL, and a zero-width space after each `@` breaks a mention and an email autolink alike.
+fn defuse(text: &str) -> String {
+    let mut defused = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("://") {
+            defused.push_str("[:]//");
+            rest = after;
+        } else if rest
+            .get(..4)
+            .is_some_and(|www| www.eq_ignore_ascii_case("www."))
+        {
+            defused.push_str(&rest[..3]);
+            defused.push_str("[.]");
+            rest = &rest[4..];
+        } else {
+            defused.push(c);
+            if c == '@' {
+                defused.push('\u{200B}');
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    defused
 }
 
 #[cfg(test)]
@@ -165,6 +194,60 @@ mod tests {
         assert!(text.contains("\\<script\\>alert(1)\\</script\\>"), "{text}");
         assert!(text.contains("50% done: a, b note: c (lint)"), "{text}");
         assert!(!text.contains("### Job"));
+    }
+
+    #[test]
+    fn mentions_and_autolinks_are_defused() {
+        assert_eq!(
+            defuse("ping @octocat and @org/team, mail a@b.co"),
+            "ping @\u{200B}octocat and @\u{200B}org/team, mail a@\u{200B}b.co"
+        );
+        assert_eq!(
+            defuse("see https://evil.example/x, HTTP://A.B, WWW.x.io www.y.io ftp://z"),
+            "see https[:]//evil.example/x, HTTP[:]//A.B, WWW[.]x.io www[.]y.io ftp[:]//z"
+        );
+        assert_eq!(defuse("ww.w. w://é@"), "ww.w. w[:]//é@\u{200B}");
+    }
+
+    /// A finding's message, path and gate name, and a reason, with a mention, every kind of
+    /// link and a bidi override: the summary shows them as text, and the table still has its six
+    /// cells a row.
+    #[test]
+    fn hostile_text_neither_links_nor_notifies_nor_reorders() {
+        let mut verdict = verdict();
+        let hostile = "@admins look <https://evil.example> www.evil.example \u{202E}|x|";
+        verdict.gates[0].name = format!("lint {hostile}");
+        verdict.gates[0].reason = Some(hostile.into());
+        verdict.gates[0].findings[0].message = hostile.into();
+        verdict.gates[0].findings[0].path = Some("https://x.io/@me".into());
+        let text = render(&verdict);
+        let escaped = "@\u{200B}admins look \\<https\\[:\\]//evil.example\\> \
+                       www\\[.\\]evil.example \\<U+202E\\>\\|x\\|";
+        assert!(
+            text.contains(&format!("| lint {escaped} | lint | ❌ fail |")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("- **lint {escaped}**: {escaped}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "- error https\\[:\\]//x.io/@\u{200B}me:1 **F401** {escaped} (lint)"
+            )),
+            "{text}"
+        );
+        for line in text.lines().filter(|line| line.starts_with("| lint ")) {
+            let cells = line.replace("\\|", "").matches('|').count();
+            assert_eq!(cells, 7, "{line}");
+        }
+        assert!(!text.contains("://") && !text.contains("www."), "{text}");
+        assert!(!text.contains('\u{202E}'), "{text}");
+        assert_eq!(
+            text.matches('@').count(),
+            text.matches("@\u{200B}").count(),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,9 +15,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use sandbox_runtime::secrets::Redactor;
+
 use crate::cache::Cache;
 use crate::config::ProjectConfig;
 use crate::finding::Finding;
+use crate::redact::{self, RedactError};
 use crate::runner::NOT_SELECTED;
 use crate::verdict::{GateResult, GateStatus, Verdict};
 
@@ -86,6 +89,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("redacting the secrets from the Verdict")]
+    Redacting(#[from] RedactError),
     #[error("writing the JUnit XML")]
     Xml(#[source] std::io::Error),
     #[error("writing the report {path}")]
@@ -106,6 +111,9 @@ pub struct Context {
     pub tools: BTreeMap<String, Tool>,
     /// ANSI colour in the text view.
     pub colour: bool,
+    /// The secrets the caller knows of (`check`'s job, `gate --secret`): none of their values
+    /// may reach a report.
+    pub redactor: Redactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +154,18 @@ fn version_number(printed: &str) -> Option<String> {
     Some(number.to_owned())
 }
 
+/// `verdict` as `format`, with every secret of `context` redacted: a finding quotes the line it
+/// found, and a job under judgment can write its secret into one (issue 15). The Verdict is
+/// redacted before rendering, where each value is still plain text and not yet escaped for the
+/// format; the rendered text once more, for what a renderer reads besides the Verdict (the HTML
+/// page's source lines, the tools' versions).
 pub fn render(format: Format, verdict: &Verdict, context: &Context) -> Result<String, ReportError> {
+    let redacted = redact::redacted(verdict, &context.redactor)?;
+    let text = render_as(format, redacted.as_ref().unwrap_or(verdict), context)?;
+    Ok(context.redactor.redact_str(&text).0)
+}
+
+fn render_as(format: Format, verdict: &Verdict, context: &Context) -> Result<String, ReportError> {
     match format {
         Format::Json => pretty(verdict, format),
         Format::Sarif => pretty(&sarif::render(verdict, context), format),
@@ -209,8 +228,6 @@ pub(crate) fn place(finding: &Finding) -> String {
     }
 }
 
-/// Tool text on one line: messages spanning lines (mypy's notes) are joined, and control
-/// characters (a terminal escape in a message) become spaces.
 /// What a `--fix` did, in words: `written back, 2 file(s) changed`. Each format adds the gate
 /// and the reason in its own escaping.
 pub(crate) fn fix_outcome(fix: &crate::fix::FixResult) -> String {
@@ -225,11 +242,37 @@ pub(crate) fn fix_outcome(fix: &crate::fix::FixResult) -> String {
     )
 }
 
+/// Tool text on one line: messages spanning lines (mypy's notes) are joined, control
+/// characters (a terminal escape in a message) become spaces, and bidi controls are shown.
 pub(crate) fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
+    let joined = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    show_bidi(&joined)
+}
+
+/// Whether `c` is one of Unicode's bidirectional controls: the embeddings, overrides and
+/// isolates and the implicit marks. They make a line display in another order than the one it
+/// is read in (Trojan Source, CVE-2021-42574): a finding's message or a quoted source line
+/// could show a reviewer something else than what the code does.
+pub(crate) fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// `text` with each bidi control written out as `<U+202E>`, for the views people read (text,
+/// Markdown, GitHub annotations; HTML does the same in its own escaping).
+pub(crate) fn show_bidi(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_bidi(c) {
+            shown.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// `84.2`, `90`, `0.35`: two decimals at most, no trailing zeros.
@@ -420,6 +463,7 @@ pub(crate) mod tests {
                 },
             )]),
             colour: false,
+            redactor: Redactor::default(),
         }
     }
 
@@ -479,6 +523,35 @@ pub(crate) mod tests {
         assert!(text.contains(NOT_SELECTED));
     }
 
+    /// A value with what each format escapes (`&<>"'` for HTML and XML, `%,:` for GitHub, `|`
+    /// and `*` for Markdown, `"` and `\` for JSON): were a format's escaped text redacted, its
+    /// escaped value would slip through. The letters between them are what no escaping changes.
+    #[test]
+    fn no_format_shows_a_secret_a_finding_quotes() {
+        const VALUE: &str = r#"Zq7xK&<Wq9vB"'Jm4tR|%,Hy6pL:*\Nc2sD"#;
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::create_dir(workspace.path().join("src")).unwrap();
+        let source = format!("import os\nkey = '{VALUE}'\nprint(1)\n");
+        std::fs::write(workspace.path().join("src/a&b.py"), source).unwrap();
+        let mut verdict = verdict();
+        verdict.gates[0].findings[1].message = format!("hard-coded key {VALUE} here");
+        verdict.gates[0].findings[1].line = Some(2);
+        let context = Context {
+            workspace: Some(workspace.path().to_owned()),
+            redactor: crate::redact::tests::redactor(VALUE),
+            ..context()
+        };
+        for format in Format::ALL {
+            let text = render(format, &verdict, &context).unwrap();
+            for part in ["Zq7xK", "Wq9vB", "Jm4tR", "Hy6pL", "Nc2sD"] {
+                assert!(!text.contains(part), "{format} shows {part}: {text}");
+            }
+            assert!(text.contains("REDACTED:PW"), "{format}: {text}");
+        }
+        let html = render(Format::Html, &verdict, &context).unwrap();
+        assert!(html.contains("key = &#39;[REDACTED:PW]&#39;"), "{html}");
+    }
+
     #[test]
     fn version_numbers_are_read_from_what_the_tool_printed() {
         assert_eq!(version_number("ruff 0.6.9\n").as_deref(), Some("0.6.9"));
@@ -508,5 +581,55 @@ pub(crate) mod tests {
     fn one_line_joins_lines_and_drops_terminal_escapes() {
         assert_eq!(one_line("a\n  note: b\r\n"), "a note: b");
         assert_eq!(one_line("red \x1b[31mtext"), "red [31mtext");
+    }
+
+    /// Every bidi control. Trojan Source hid code with them: `"user\u{202E} \u{2066}// Check if
+    /// admin\u{2069} \u{2066}"` displays as a comment but is a string.
+    const BIDI: [char; 12] = [
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+    ];
+
+    #[test]
+    fn bidi_controls_are_shown_and_nothing_else_is_touched() {
+        let text: String = BIDI.iter().collect();
+        assert_eq!(
+            show_bidi(&text),
+            "<U+202A><U+202B><U+202C><U+202D><U+202E><U+2066><U+2067><U+2068><U+2069>\
+             <U+200E><U+200F><U+061C>"
+        );
+        assert_eq!(one_line("if x\u{202E} {\n}"), "if x<U+202E> { }");
+        let plain = "Grüße, שלום, مرحبا \u{200B} \u{FEFF} <U+202E>";
+        assert_eq!(show_bidi(plain), plain);
+    }
+
+    /// Text, Markdown and GitHub annotations show each bidi control of a message, a path and a
+    /// gate name; HTML too, in its escaping; none is left in any of them.
+    #[test]
+    fn no_human_view_passes_a_bidi_control_through() {
+        let mut verdict = verdict();
+        let trojan = format!("is_admin{}{}// admin only", BIDI[4], BIDI[5]);
+        verdict.gates[0].findings[0].message = trojan.clone();
+        verdict.gates[0].findings[0].path = Some(format!("src/{}a.py", BIDI[9]));
+        let mut context = context();
+        for format in [Format::Text, Format::Markdown, Format::Github, Format::Html] {
+            let text = render(format, &verdict, &context).unwrap();
+            assert!(!text.contains(is_bidi), "{format}: {text:?}");
+            assert!(
+                text.contains("U+202E") && text.contains("U+200E"),
+                "{format}: {text}"
+            );
+        }
+        let html_source = tempfile::tempdir().unwrap();
+        std::fs::create_dir(html_source.path().join("src")).unwrap();
+        let source = format!("import os\nif {trojan}:\n");
+        std::fs::write(html_source.path().join("src/a&b.py"), source).unwrap();
+        context.workspace = Some(html_source.path().to_owned());
+        let html = render(Format::Html, &verdict, &context).unwrap();
+        assert!(
+            html.contains("if is_admin&lt;U+202E&gt;&lt;U+2066&gt;// admin"),
+            "{html}"
+        );
+        assert!(!html.contains(is_bidi), "{html}");
     }
 }
