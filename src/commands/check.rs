@@ -1,20 +1,87 @@
 //! `sandbox check`: the job in a scratch workspace, the gates on the view it left, and its
 //! changes written back only when the job and every gate passed.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sandbox_gates::report::{self, Context};
+use sandbox_gates::report::{self, Context, Tool};
 use sandbox_gates::runner::Selection;
-use sandbox_gates::{Verdict, VerdictStatus};
+use sandbox_gates::{GateResult, Verdict, VerdictStatus};
 use sandbox_runtime::profile::{self, WorkspaceMode};
-use sandbox_runtime::{audit, JobSpec, OutputMode, Status};
+use sandbox_runtime::{audit, JobSpec, Outcome, OutputMode, Status};
 
-use super::exec::{overrides, redacted};
+use super::exec::{overrides, writable_audit_log, Refusal};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
 use super::watch::Watcher;
-use crate::cli::{CheckArgs, GateSelection};
+use crate::cli::{CheckArgs, GateSelection, OutputFormat, ReportArgs};
 
+/// `sandbox check`. A job the sandbox could not run still gets a Verdict (DESIGN section 12):
+/// status `error`, exit 3, its `job` the Outcome saying why and whether a retry may help.
+pub fn run_reporting(args: CheckArgs) -> anyhow::Result<u8> {
+    let refused = Refused {
+        report: args.report.clone(),
+        output: args.exec.output,
+        result: args.exec.result.clone(),
+        started: Instant::now(),
+    };
+    let exec = &args.exec;
+    let unresolved = Outcome::unresolved(
+        &exec.profile,
+        exec.command.clone(),
+        exec.workspace.as_deref(),
+    );
+    run(args).or_else(|error| {
+        refused.verdict(
+            unresolved,
+            Refusal::new(error, None),
+            Vec::new(),
+            BTreeMap::new(),
+        )
+    })
+}
+
+/// How `check` reports a job it could not run, known before anything can fail.
+struct Refused {
+    report: ReportArgs,
+    output: Option<OutputFormat>,
+    result: Option<PathBuf>,
+    started: Instant,
+}
+
+impl Refused {
+    /// Says why on stderr as ever, and reports the Verdict: status `error`, the gates as given
+    /// (skipped, or none when the project was not read yet), `job` the refused Outcome.
+    fn verdict(
+        &self,
+        mut job: Outcome,
+        refusal: Refusal,
+        gates: Vec<GateResult>,
+        tools: BTreeMap<String, Tool>,
+    ) -> anyhow::Result<u8> {
+        eprintln!("sandbox: {}", refusal.message);
+        refusal.mark(&mut job);
+        let elapsed = self.started.elapsed().as_secs_f64() * 1000.0;
+        let mut verdict = Verdict::new(gates, elapsed, Some(serde_json::to_value(&job)?));
+        verdict.status = VerdictStatus::Error;
+        let context = Context {
+            workspace: None,
+            tools,
+            colour: false,
+        };
+        gate::report(
+            &verdict,
+            context,
+            &self.report,
+            self.output,
+            self.result.as_deref(),
+        )
+    }
+}
+
+/// Fails only where no Verdict can say more than the refusal (before the JobSpec, or while
+/// judging what the job left).
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let CheckArgs {
@@ -74,19 +141,34 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let selection = Selection { only, skip };
     let watcher = Arc::new(Watcher::for_gates(exec.events, &project, &selection));
     spec.observe(watcher.clone());
-    let audit_log = match &exec.audit {
-        Some(path) => path.clone(),
-        None => audit::default_path()?,
+    let refused = |error: anyhow::Error| {
+        let skipped = project
+            .gates
+            .iter()
+            .map(|gate| sandbox_gates::runner::skipped(gate, "the job could not run"))
+            .collect();
+        Refused {
+            report: report.clone(),
+            output: exec.output,
+            result: exec.result.clone(),
+            started,
+        }
+        .verdict(
+            Outcome::failed(&spec),
+            Refusal::new(error, Some(&spec.redactor)),
+            skipped,
+            report::tools(&project, None),
+        )
     };
-    audit::check_writable(&audit_log)?;
+    let audit_log = match writable_audit_log(exec.audit.clone()) {
+        Ok(path) => path,
+        Err(error) => return refused(error),
+    };
 
     // The job first, while this process has one thread (the native backend forks).
     let (mut outcome, held) = match sandbox_runtime::run_holding(&spec) {
         Ok(ran) => ran,
-        Err(error) => {
-            let error = redacted(&spec, error);
-            return Ok(refuse(INFRASTRUCTURE_ERROR, &format!("{error:#}")));
-        }
+        Err(error) => return refused(error.into()),
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
     let (gates, tools) = match (&held, job_passed) {
