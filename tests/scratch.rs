@@ -324,7 +324,87 @@ fn exceeding_changed_lines_commits_nothing(backend: Backend) {
     );
 }
 
+/// 40 MiB of zeros: three of them are more than the supervisor reads for one job's patch (the
+/// diff budget is 64 MiB, README "Scratch workspaces").
+const BIG: &str = "head -c 41943040 /dev/zero";
+
+/// The patch is rendered after the job, outside its limits, within one budget per job: the
+/// files past it are named in the Outcome and marked in the patch, never dropped silently.
+fn files_past_the_diff_budget_are_named_not_diffed(backend: Backend) {
+    let workspace = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let patch = dir.path().join("changes.patch");
+    let patch_flag = patch.display().to_string();
+    let script = format!("{BIG} > a.bin && {BIG} > b.bin && {BIG} > c.bin && echo hi > d.txt");
+    let run = scratch_run(
+        backend,
+        &workspace,
+        &["--commit", "never", "--diff", &patch_flag],
+        &script,
+    );
+    assert_eq!(run.status(), "exited", "{run:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = &run.outcome["workspace"];
+    assert_eq!(
+        report["not_diffed"],
+        serde_json::json!(["b.bin", "c.bin"]),
+        "{run:?}"
+    );
+    assert_eq!(report["diff"]["budget_bytes"], 64 << 20, "{run:?}");
+    assert_eq!(
+        report["diff"]["bytes"],
+        (40 << 20) + 3,
+        "a.bin and d.txt: {run:?}"
+    );
+    assert_eq!(report["lines_added"], 1, "{run:?}");
+    let notes = run.outcome["notes"].to_string();
+    assert!(notes.contains("b.bin, c.bin not diffed"), "{run:?}");
+    let text = std::fs::read_to_string(&patch).expect("read the patch");
+    for path in ["b.bin", "c.bin"] {
+        let marked = format!(
+            "diff --git a/{path} b/{path}\nnew file mode 100644\n# not diffed: the diff budget ran out\n"
+        );
+        assert!(text.contains(&marked), "{path} is not marked:\n{text}");
+    }
+    assert!(
+        text.contains("Binary files /dev/null and b/a.bin differ"),
+        "{text}"
+    );
+    assert!(text.contains("+hi\n"), "{text}");
+}
+
+/// With `limits.changed_lines` set, a file left out of the patch has lines nobody counted: the
+/// job counts as over the cap and nothing is written back.
+fn a_file_not_diffed_fails_changed_lines_closed(backend: Backend) {
+    let workspace = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = profile_with_limits(dir.path(), "changed_lines = 1000\ndisk = \"256M\"");
+    let profile = profile.display().to_string();
+    let script = "head -c 70000000 /dev/zero > big.bin";
+    let args = ["--profile", &profile, "--commit", "always"];
+    let run = exec_json(backend, &workspace, &args, &["sh", "-c", script]);
+    assert_eq!(run.status(), "limit_exceeded", "{run:?}");
+    assert_eq!(run.limits_hit(), ["changed_lines"], "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.outcome["workspace"]["not_diffed"],
+        serde_json::json!(["big.bin"]),
+        "{run:?}"
+    );
+    assert_eq!(run.outcome["workspace"]["committed"], false, "{run:?}");
+    assert!(
+        run.outcome["notes"]
+            .to_string()
+            .contains("not diffed, so the changed lines cannot be held to limits.changed_lines"),
+        "{run:?}"
+    );
+    let left = std::fs::read_dir(workspace.path()).expect("list").count();
+    assert_eq!(left, 0, "something was written back: {run:?}");
+}
+
 conformance!(
+    files_past_the_diff_budget_are_named_not_diffed,
+    a_file_not_diffed_fails_changed_lines_closed,
     a_failed_job_leaves_the_workspace_untouched,
     a_successful_job_commits_exactly_its_change_set,
     the_commit_policy_decides,

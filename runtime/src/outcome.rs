@@ -2,6 +2,7 @@
 //! actually in force. Both backends fill the same type.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use crate::output::Captured;
 use crate::profile::{CommitPolicy, NetworkMode, WorkspaceMode};
 use crate::scratch::ViewKind;
 use crate::spec::{JobSpec, OutputMode};
-use crate::workspace::CommitReport;
+use crate::workspace::{CommitReport, DiffBudget, Patch};
 
 pub const OUTCOME_SCHEMA: &str = "sandbox/outcome@1";
 
@@ -141,12 +142,28 @@ pub struct WorkspaceReport {
     /// asked for the patch.
     pub lines_added: Option<u64>,
     pub lines_removed: Option<u64>,
+    /// Changed files the patch does not show, and whose lines are not counted: the diff budget
+    /// (`diff`) ran out before them. With `limits.changed_lines` set, the job then counts as
+    /// over it.
+    pub not_diffed: Vec<String>,
+    /// What rendering the patch cost against its budget; null when no patch was asked for.
+    pub diff: Option<DiffReport>,
     /// `blake3:` hash of the change set (paths, kinds, modes and new contents).
     pub change_hash: Option<String>,
     /// Changed files holding a secret's value: the changes are not written back.
     pub secret_files: Vec<SecretInFile>,
     /// What writing back did, file by file, when it was tried.
     pub write_back: Option<CommitReport>,
+}
+
+/// The patch is rendered by `sandbox` after the job, outside the job's limits, within one
+/// budget per job of time and of bytes read.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DiffReport {
+    pub ms: f64,
+    pub bytes: u64,
+    pub budget_ms: u64,
+    pub budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -271,6 +288,30 @@ impl Outcome {
         self.exit_code = exit_code;
         self.reason = Some(reason);
         self.retryable = retryable;
+    }
+
+    /// Records what the patch counted and what it cost; files it left out are named in a note
+    /// too, never only in `workspace.not_diffed`.
+    pub fn record_patch(&mut self, patch: &Patch, budget: DiffBudget, took: Duration) {
+        let report = &mut self.workspace;
+        report.lines_added = Some(patch.lines_added);
+        report.lines_removed = Some(patch.lines_removed);
+        report.not_diffed = patch.not_diffed.clone();
+        report.diff = Some(DiffReport {
+            ms: took.as_secs_f64() * 1000.0,
+            bytes: patch.bytes_read,
+            budget_ms: u64::try_from(budget.time.as_millis()).unwrap_or(u64::MAX),
+            budget_bytes: budget.bytes,
+        });
+        if !patch.not_diffed.is_empty() {
+            self.notes.push(format!(
+                "the diff budget ({} ms, {} bytes read) ran out: {} not diffed, their lines not \
+                 counted",
+                budget.time.as_millis(),
+                budget.bytes,
+                patch.not_diffed.join(", ")
+            ));
+        }
     }
 
     /// Records the captured output (kept only in capture mode) and its redactions.

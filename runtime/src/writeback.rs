@@ -3,6 +3,7 @@
 //! over a cap, and any change holding a secret's value, is never written back.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::error::SandboxError;
 use crate::outcome::{LimitKind, Outcome, SecretInFile, Status, SymlinkReport};
@@ -10,7 +11,7 @@ use crate::profile::CommitPolicy;
 use crate::scratch::Scratch;
 use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
-use crate::workspace::{commit, ChangeSet};
+use crate::workspace::{commit, ChangeSet, DiffBudget};
 
 /// What a scratch job left, measured, before anything is written back.
 pub struct Assessment {
@@ -30,11 +31,11 @@ pub fn assess(
     report_changes(&changes, scratch, spec, outcome);
 
     let patch = if spec.diff.is_some() || spec.limits.changed_lines.is_some() {
+        let (budget, started) = (DiffBudget::default(), Instant::now());
         let patch = changes
-            .patch(&spec.workspace, scratch.view())
+            .patch(&spec.workspace, scratch.view(), budget)
             .map_err(|error| SandboxError::Setup(format!("rendering the patch: {error}")))?;
-        outcome.workspace.lines_added = Some(patch.lines_added);
-        outcome.workspace.lines_removed = Some(patch.lines_removed);
+        outcome.record_patch(&patch, budget, started.elapsed());
         Some(patch)
     } else {
         None
@@ -205,10 +206,20 @@ fn caps_exceeded(
     if let Some(cap) = limits.changed_lines {
         let lines = outcome.workspace.lines_added.unwrap_or_default()
             + outcome.workspace.lines_removed.unwrap_or_default();
+        let uncounted = outcome.workspace.not_diffed.len();
         if lines > cap {
             over(
                 LimitKind::ChangedLines,
                 format!("the job changed {lines} lines; limits.changed_lines is {cap}"),
+            );
+        } else if uncounted > 0 {
+            // Fail closed: the lines of a file that was not diffed are unknown.
+            over(
+                LimitKind::ChangedLines,
+                format!(
+                    "{uncounted} changed file(s) not diffed, so the changed lines cannot be \
+                     held to limits.changed_lines ({cap})"
+                ),
             );
         }
     }

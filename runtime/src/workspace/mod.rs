@@ -29,7 +29,7 @@ use nix::errno::Errno;
 
 pub use changes::{Change, ChangeKind, ChangeSet, FileType};
 pub use commit::{commit, CommitFailure, CommitReport};
-pub use patch::Patch;
+pub use patch::{DiffBudget, Patch, NOT_DIFFED};
 
 /// What went wrong while diffing, rendering or writing back a scratch workspace. Each message
 /// names the path and the attempted operation, and says what the user can do about it.
