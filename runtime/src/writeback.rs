@@ -111,17 +111,17 @@ pub fn settle(
             outcome.workspace.committed =
                 report.failed.is_empty() && report.not_attempted.is_empty();
             if !outcome.workspace.committed {
-                outcome.notes.push(format!(
+                let note = format!(
                     "scratch: writing back failed for {} of {} changes; see workspace.write_back",
                     report.failed.len() + report.not_attempted.len(),
                     changes.entries.len()
-                ));
+                );
                 // The job did its part, the sandbox could not deliver it (a full disk, a
                 // workspace changed meanwhile): 0 would tell the caller the work landed.
                 if outcome.exit_code == 0 {
-                    outcome.status = Status::SandboxError;
-                    outcome.exit_code = 125;
+                    outcome.refuse(note.clone(), 125, false);
                 }
+                outcome.notes.push(note);
             }
             outcome.workspace.write_back = Some(report);
         }

@@ -12,7 +12,7 @@ use sandbox_gates::{GateResult, Verdict, VerdictStatus};
 use sandbox_runtime::profile::{self, WorkspaceMode};
 use sandbox_runtime::{audit, JobSpec, Outcome, OutputMode, Status};
 
-use super::exec::{overrides, writable_audit_log, Refusal};
+use super::exec::{overrides, recorded_failure, writable_audit_log, Refusal};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
 use super::watch::Watcher;
 use crate::cli::{CheckArgs, GateSelection, OutputFormat, ReportArgs};
@@ -141,34 +141,36 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let selection = Selection { only, skip };
     let watcher = Arc::new(Watcher::for_gates(exec.events, &project, &selection));
     spec.observe(watcher.clone());
-    let refused = |error: anyhow::Error| {
-        let skipped = project
+    let refused = Refused {
+        report: report.clone(),
+        output: exec.output,
+        result: exec.result.clone(),
+        started,
+    };
+    let skipped = || {
+        project
             .gates
             .iter()
             .map(|gate| sandbox_gates::runner::skipped(gate, "the job could not run"))
-            .collect();
-        Refused {
-            report: report.clone(),
-            output: exec.output,
-            result: exec.result.clone(),
-            started,
-        }
-        .verdict(
-            Outcome::failed(&spec),
-            Refusal::new(error, Some(&spec.redactor)),
-            skipped,
-            report::tools(&project, None),
-        )
+            .collect()
     };
+    let refusal = |error: anyhow::Error| Refusal::new(error, Some(&spec.redactor));
     let audit_log = match writable_audit_log(exec.audit.clone()) {
         Ok(path) => path,
-        Err(error) => return refused(error),
+        Err(error) => {
+            let tools = report::tools(&project, None);
+            return refused.verdict(Outcome::failed(&spec), refusal(error), skipped(), tools);
+        }
     };
 
     // The job first, while this process has one thread (the native backend forks).
     let (mut outcome, held) = match sandbox_runtime::run_holding(&spec) {
         Ok(ran) => ran,
-        Err(error) => return refused(error.into()),
+        Err(error) => {
+            let (failed, refusal) = recorded_failure(&spec, &audit_log, error);
+            let tools = report::tools(&project, None);
+            return refused.verdict(failed, refusal, skipped(), tools);
+        }
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
     let (gates, tools) = match (&held, job_passed) {
@@ -205,9 +207,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         None
     };
     if let Some(held) = held {
-        held.settle(&mut outcome, veto)?;
+        if let Err(error) = held.settle(&mut outcome, veto) {
+            // What the job did and what the gates found stay in the Verdict.
+            let refusal = refusal(error.into());
+            refusal.mark(&mut outcome);
+            let _ = audit::append(&audit_log, &audit::record_for(&outcome));
+            return refused.verdict(outcome, refusal, verdict.gates, tools);
+        }
     }
-    let appended = audit::append(&audit_log, &audit::record_for(&outcome))?;
+    let appended = match audit::append(&audit_log, &audit::record_for(&outcome)) {
+        Ok(appended) => appended,
+        Err(error) => return refused.verdict(outcome, refusal(error.into()), verdict.gates, tools),
+    };
     if !job_passed {
         verdict.status = VerdictStatus::Fail;
     }

@@ -1,6 +1,6 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -33,8 +33,8 @@ pub fn run_reporting(args: ExecArgs) -> u8 {
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let resolved = profile::load(&args.profile)?;
     let overrides = overrides(&args)?;
-    let delivery = Delivery::of(&args);
-    let output = match delivery.format {
+    let format = args.output.unwrap_or(OutputFormat::Text);
+    let output = match format {
         OutputFormat::Text => OutputMode::Stream,
         OutputFormat::Json => OutputMode::Capture,
     };
@@ -42,6 +42,10 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     if args.events {
         spec.observe(Arc::new(Watcher::Events));
     }
+    let delivery = Delivery {
+        format,
+        result: args.result,
+    };
     let refusal = |error: anyhow::Error| Refusal::new(error, Some(&spec.redactor));
     // Checked before the job runs: a job whose record cannot be written must not run at all.
     let audit_log = match writable_audit_log(args.audit) {
@@ -51,11 +55,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let outcome = match sandbox_runtime::run(&spec) {
         Ok(outcome) => outcome,
         Err(error) => {
-            let refusal = refusal(error.into());
-            // A refused or failed job is an event worth a record too.
-            let mut failed = Outcome::failed(&spec);
-            refusal.mark(&mut failed);
-            let _ = audit::append(&audit_log, &audit::record_for(&failed));
+            let (failed, refusal) = recorded_failure(&spec, &audit_log, error);
             return Ok(delivery.refuse(failed, refusal));
         }
     };
@@ -88,6 +88,20 @@ pub(super) fn writable_audit_log(flag: Option<PathBuf>) -> anyhow::Result<PathBu
     };
     audit::check_writable(&path)?;
     Ok(path)
+}
+
+/// The Outcome of a job the runtime could not run, with its refusal, appended to the audit log:
+/// a refused or failed job is an event worth a record too.
+pub(super) fn recorded_failure(
+    spec: &JobSpec,
+    audit_log: &Path,
+    error: SandboxError,
+) -> (Outcome, Refusal) {
+    let refusal = Refusal::new(error.into(), Some(&spec.redactor));
+    let mut failed = Outcome::failed(spec);
+    refusal.mark(&mut failed);
+    let _ = audit::append(audit_log, &audit::record_for(&failed));
+    (failed, refusal)
 }
 
 /// Why the sandbox did not run a job, or could not deliver what it did: the message (redacted
