@@ -305,8 +305,8 @@ impl Outcome {
         });
         if !patch.not_diffed.is_empty() {
             self.notes.push(format!(
-                "the diff budget ({} ms, {} bytes read) ran out: {} not diffed, their lines not \
-                 counted",
+                "the diff budget ({} ms, {} bytes of content) ran out: {} not diffed, their \
+                 lines not counted",
                 budget.time.as_millis(),
                 budget.bytes,
                 patch.not_diffed.join(", ")
