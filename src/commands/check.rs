@@ -26,20 +26,17 @@ pub fn run_reporting(args: CheckArgs) -> anyhow::Result<u8> {
         result: args.exec.result.clone(),
         started: Instant::now(),
     };
-    let exec = &args.exec;
-    let unresolved = Outcome::unresolved(
-        &exec.profile,
-        exec.command.clone(),
-        exec.workspace.as_deref(),
-    );
-    run(args).or_else(|error| {
+    let profile = args.exec.profile.clone();
+    let command = args.exec.command.clone();
+    let workspace = args.exec.workspace.clone();
+    Ok(run(args).unwrap_or_else(|error| {
         refused.verdict(
-            unresolved,
+            Outcome::unresolved(&profile, command, workspace.as_deref()),
             Refusal::new(error, None),
             Vec::new(),
             BTreeMap::new(),
         )
-    })
+    }))
 }
 
 /// How `check` reports a job it could not run, known before anything can fail.
@@ -59,11 +56,12 @@ impl Refused {
         refusal: Refusal,
         gates: Vec<GateResult>,
         tools: BTreeMap<String, Tool>,
-    ) -> anyhow::Result<u8> {
+    ) -> u8 {
         eprintln!("sandbox: {}", refusal.message);
         refusal.mark(&mut job);
         let elapsed = self.started.elapsed().as_secs_f64() * 1000.0;
-        let mut verdict = Verdict::new(gates, elapsed, Some(serde_json::to_value(&job)?));
+        // An Outcome always serialises: it has no maps with non-string keys.
+        let mut verdict = Verdict::new(gates, elapsed, serde_json::to_value(&job).ok());
         verdict.status = VerdictStatus::Error;
         let context = Context {
             workspace: None,
@@ -77,11 +75,16 @@ impl Refused {
             self.output,
             self.result.as_deref(),
         )
+        .unwrap_or_else(unreported)
     }
 }
 
-/// Fails only where no Verdict can say more than the refusal (before the JobSpec, or while
-/// judging what the job left).
+/// A Verdict that could not be printed or written: exit 3, the reason on stderr.
+fn unreported(error: anyhow::Error) -> u8 {
+    refuse(INFRASTRUCTURE_ERROR, &format!("{error:#}"))
+}
+
+/// Fails only before the job runs; from there on a refusal is reported with the spec's Outcome.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let CheckArgs {
@@ -159,7 +162,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(path) => path,
         Err(error) => {
             let tools = report::tools(&project, None);
-            return refused.verdict(Outcome::failed(&spec), refusal(error), skipped(), tools);
+            return Ok(refused.verdict(Outcome::failed(&spec), refusal(error), skipped(), tools));
         }
     };
 
@@ -169,7 +172,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Err(error) => {
             let (failed, refusal) = recorded_failure(&spec, &audit_log, error);
             let tools = report::tools(&project, None);
-            return refused.verdict(failed, refusal, skipped(), tools);
+            return Ok(refused.verdict(failed, refusal, skipped(), tools));
         }
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
@@ -212,18 +215,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             let refusal = refusal(error.into());
             refusal.mark(&mut outcome);
             let _ = audit::append(&audit_log, &audit::record_for(&outcome));
-            return refused.verdict(outcome, refusal, verdict.gates, tools);
+            return Ok(refused.verdict(outcome, refusal, verdict.gates, tools));
         }
     }
     let appended = match audit::append(&audit_log, &audit::record_for(&outcome)) {
         Ok(appended) => appended,
-        Err(error) => return refused.verdict(outcome, refusal(error.into()), verdict.gates, tools),
+        Err(error) => {
+            return Ok(refused.verdict(outcome, refusal(error.into()), verdict.gates, tools))
+        }
     };
     if !job_passed {
         verdict.status = VerdictStatus::Fail;
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    verdict.job = Some(serde_json::to_value(&outcome)?);
+    // Past this point the job ran and its changes are settled: a failure to report is exit 3,
+    // never a refusal of the job.
+    match serde_json::to_value(&outcome) {
+        Ok(job) => verdict.job = Some(job),
+        Err(error) => return Ok(unreported(error.into())),
+    }
     let context = Context {
         // The findings are on the job's view; once it is gone, the project has those lines
         // only if the changes were written back.
@@ -232,13 +242,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         colour: false,
     };
     if let Some(dir) = &bundle {
-        let record = audit::read(&audit_log)?
-            .into_iter()
-            .filter_map(|entry| entry.record.ok())
-            .find(|record| record["hash"] == appended.hash.as_str());
+        let record = match audit::read(&audit_log) {
+            Ok(entries) => entries
+                .into_iter()
+                .filter_map(|entry| entry.record.ok())
+                .find(|record| record["hash"] == appended.hash.as_str()),
+            Err(error) => return Ok(unreported(error.into())),
+        };
+        let summary = match report::render(report::Format::Markdown, &verdict, &context) {
+            Ok(summary) => summary,
+            Err(error) => return Ok(unreported(error.into())),
+        };
         let contents = sandbox_gates::bundle::Contents {
             verdict: &verdict,
-            summary_markdown: &report::render(report::Format::Markdown, &verdict, &context)?,
+            summary_markdown: &summary,
             patch_elsewhere: exec.diff.as_deref(),
             audit_record: record,
             audit_log: Some(&audit_log),
@@ -256,4 +273,5 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         exec.output,
         exec.result.as_deref(),
     )
+    .or_else(|error| Ok(unreported(error)))
 }
