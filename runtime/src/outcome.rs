@@ -28,13 +28,13 @@ pub struct Outcome {
     pub status: Status,
     /// What `sandbox exec` exits with: the job's code, 128+signal, 124 on timeout, ...
     pub exit_code: i32,
-    /// Why the sandbox could not run the job (status `sandbox_error`), redacted; null when the
-    /// job ran.
+    /// Why the sandbox could not run the job, or not deliver what it did (status
+    /// `sandbox_error`), redacted; null otherwise.
     pub reason: Option<String>,
     /// Whether the same job, tried again unchanged, may run: true only for a `sandbox_error`
     /// from transient infrastructure (an engine that did not answer, a resource briefly
     /// exhausted); false for configuration (a bad profile or flag, a requirement this host
-    /// cannot meet, an unwritable audit log) and for every job that ran.
+    /// cannot meet, an unwritable audit log) and for every other status.
     pub retryable: bool,
     pub signal: Option<i32>,
     pub duration_ms: f64,
