@@ -96,7 +96,7 @@ pub struct GateSelection {
 
 /// How the Verdict is printed, and which report files are written: shared by `gate` and
 /// `check`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
     /// What to print: json, sarif, junit, github, markdown, html or text (default: text on a
     /// terminal, else json). `github` prints workflow annotations and appends a Markdown

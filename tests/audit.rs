@@ -310,7 +310,7 @@ fn failed_setups_and_change_sets_are_recorded() {
     assert_eq!(records[0]["status"], "sandbox_error", "{records:#?}");
     assert_eq!(records[0]["exit_code"], SANDBOX_FAILED, "{records:#?}");
     assert!(
-        records[0]["notes"]
+        records[0]["reason"]
             .to_string()
             .contains("/usr/sandbox-secret"),
         "{records:#?}"

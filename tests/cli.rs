@@ -934,6 +934,209 @@ fn text_mode_streams_output_live(backend: Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6b. Every refusal leaves an Outcome (DESIGN section 12): status `sandbox_error`, a reason, and
+// whether a retry may help, on `--output json` and in `--result`, with the stderr line kept
+
+/// `sandbox exec --output json --result RESULT ARGS...` run from `project`, with `env` set.
+fn exec_refusal(project: &Project, result: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let mut command = sandbox_command(&["exec", "--output", "json", "--result"]);
+    command
+        .arg(result)
+        .args(args)
+        .current_dir(project.root())
+        .env("XDG_CONFIG_HOME", project.xdg())
+        .env("HOME", project.root().join("home"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    run_within(&mut command, JOB_TIME)
+}
+
+/// Asserts the refusal: exit 125, the reason on stderr and in the one Outcome on stdout, which
+/// says `retryable` and is, byte for byte once parsed, what `--result` holds.
+fn assert_refusal(ran: &Ran, result: &Path, reason_names: &str, retryable: bool) -> Value {
+    assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
+    assert!(ran.stderr.contains(reason_names), "{ran:?}");
+    let outcome = ran.outcome();
+    assert_eq!(outcome["status"], "sandbox_error", "{ran:?}");
+    assert_eq!(outcome["exit_code"], SANDBOX_FAILED, "{ran:?}");
+    assert_eq!(outcome["retryable"], retryable, "{ran:?}");
+    let reason = outcome["reason"].as_str().expect("a reason");
+    assert!(reason.contains(reason_names), "{ran:?}");
+    let text = std::fs::read_to_string(result).expect("--result was written");
+    let written: Value = serde_json::from_str(&text).expect("--result is JSON");
+    assert_eq!(written, outcome, "--result differs from stdout");
+    outcome
+}
+
+#[test]
+fn a_profile_that_does_not_load_leaves_an_outcome() {
+    let project = Project::new();
+    let path = project.file("bad.toml", "description = \"x\"\nbogus = 1\n");
+    let result = project.root().join("outcome.json");
+    let profile = path.to_str().expect("utf-8");
+    let ran = exec_refusal(
+        &project,
+        &result,
+        &["--profile", profile, "--", "true"],
+        &[],
+    );
+    let outcome = assert_refusal(&ran, &result, "bogus", false);
+    // What the command line said is all there is, and it is there.
+    assert_eq!(outcome["profile"], profile, "{ran:?}");
+    assert_eq!(outcome["command"], serde_json::json!(["true"]), "{ran:?}");
+}
+
+#[test]
+fn a_bad_flag_value_leaves_an_outcome() {
+    let project = Project::new();
+    let ws = Workspace::new();
+    let result = project.root().join("outcome.json");
+    let workspace = ws.path().to_str().expect("utf-8");
+    let args = [
+        "--workspace",
+        workspace,
+        "--memory",
+        "12Q",
+        "--",
+        "echo",
+        "hi",
+    ];
+    let ran = exec_refusal(&project, &result, &args, &[]);
+    let outcome = assert_refusal(&ran, &result, "--memory", false);
+    assert_eq!(outcome["profile"], "standard", "{ran:?}");
+    assert_eq!(
+        outcome["command"],
+        serde_json::json!(["echo", "hi"]),
+        "{ran:?}"
+    );
+    assert_eq!(outcome["workspace"]["path"], workspace, "{ran:?}");
+}
+
+#[test]
+fn a_requirement_the_job_cannot_have_leaves_an_outcome() {
+    let project = Project::new();
+    let path = project.file(
+        "hostnet.toml",
+        "description = \"contradiction\"\n[process]\nrequire = [\"netns\"]\n[network]\nmode = \"host\"\n",
+    );
+    let ws = Workspace::new();
+    let result = project.root().join("outcome.json");
+    let args = [
+        "--backend",
+        "native",
+        "--profile",
+        path.to_str().expect("utf-8"),
+        "--workspace",
+        ws.path().to_str().expect("utf-8"),
+        "--",
+        "touch",
+        "/workspace/ran",
+    ];
+    let ran = exec_refusal(&project, &result, &args, &[]);
+    let outcome = assert_refusal(&ran, &result, "netns", false);
+    assert_eq!(outcome["backend"], "native", "{ran:?}");
+    assert!(!ws.file("ran").exists(), "the job ran anyway");
+}
+
+#[test]
+fn an_unwritable_audit_log_leaves_an_outcome() {
+    let project = Project::new();
+    let ws = Workspace::new();
+    // Below a regular file: no directory can be made there, not even by root.
+    let blocker = ws.write("blocker", "");
+    let audit = blocker.join("audit.jsonl");
+    let result = project.root().join("outcome.json");
+    let args = [
+        "--workspace",
+        ws.path().to_str().expect("utf-8"),
+        "--audit",
+        audit.to_str().expect("utf-8"),
+        "--",
+        "touch",
+        "/workspace/ran",
+    ];
+    let ran = exec_refusal(&project, &result, &args, &[]);
+    assert_refusal(&ran, &result, "audit log", false);
+    assert!(!ws.file("ran").exists(), "the job ran unaudited");
+}
+
+/// An engine that does not answer is the one refusal worth retrying unchanged; a DOCKER_HOST
+/// the client cannot speak is not. Neither needs a running engine.
+#[test]
+fn an_engine_that_does_not_answer_is_retryable_a_bad_docker_host_is_not() {
+    let project = Project::new();
+    let ws = Workspace::new();
+    let result = project.root().join("outcome.json");
+    let args = [
+        "--backend",
+        "docker",
+        "--workspace",
+        ws.path().to_str().expect("utf-8"),
+        "--",
+        "true",
+    ];
+    let socket = project.root().join("no-engine.sock");
+    let nowhere = format!("unix://{}", socket.display());
+    let ran = exec_refusal(&project, &result, &args, &[("DOCKER_HOST", &nowhere)]);
+    let outcome = assert_refusal(&ran, &result, "no Docker engine answered", true);
+    assert_eq!(outcome["backend"], "docker", "{ran:?}");
+    let ran = exec_refusal(&project, &result, &args, &[("DOCKER_HOST", "ftp://engine")]);
+    assert_refusal(&ran, &result, "DOCKER_HOST=ftp://engine", false);
+}
+
+/// `check` that cannot run its job says so in its Verdict: status `error`, exit 3, and `job`
+/// the refused Outcome, both before there is a spec and after.
+#[test]
+fn check_that_cannot_run_its_job_reports_the_refusal_in_its_verdict() {
+    let project = Project::new();
+    let ws = Workspace::new();
+    let workspace = ws.path().to_str().expect("utf-8");
+    let socket = project.root().join("no-engine.sock");
+    let nowhere = format!("unix://{}", socket.display());
+    let cases = [
+        (vec!["--memory", "12Q"], "--memory", false),
+        (
+            vec!["--backend", "docker"],
+            "no Docker engine answered",
+            true,
+        ),
+    ];
+    for (flags, reason_names, retryable) in cases {
+        let result = project.root().join("verdict.json");
+        let ran = run_within(
+            sandbox_command(&["check", "--output", "json", "--workspace", workspace])
+                .arg("--result")
+                .arg(&result)
+                .args(&flags)
+                .args(["--", "touch", "/workspace/ran"])
+                .current_dir(project.root())
+                .env("DOCKER_HOST", &nowhere),
+            JOB_TIME,
+        );
+        assert_eq!(ran.code, 3, "{flags:?}\n{ran:?}");
+        assert!(ran.stderr.contains(reason_names), "{ran:?}");
+        let verdict = common::verdict_from(ran.stdout.as_bytes());
+        assert_eq!(verdict["status"], "error", "{ran:?}");
+        let job = &verdict["job"];
+        common::assert_valid("outcome", job);
+        assert_eq!(job["status"], "sandbox_error", "{ran:?}");
+        assert_eq!(job["exit_code"], SANDBOX_FAILED, "{ran:?}");
+        assert_eq!(job["retryable"], retryable, "{ran:?}");
+        assert!(
+            job["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.contains(reason_names)),
+            "{ran:?}"
+        );
+        let text = std::fs::read_to_string(&result).expect("--result was written");
+        let written: Value = serde_json::from_str(&text).expect("--result is JSON");
+        assert_eq!(written, verdict, "--result differs from stdout");
+        assert!(!ws.file("ran").exists(), "the job ran anyway");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 7. doctor
 
 #[test]

@@ -41,8 +41,8 @@ fn in_own_mounts(script: &str) -> Option<Shell> {
 
 /// A scratch job writes 1 MiB and edits a file of a 256 KiB workspace. Its view (a tmpfs of its
 /// own) has room; the workspace does not. The copies are made before the workspace is touched,
-/// so nothing is written back, not even the small edit: exit 125, `sandbox_error`, the reason
-/// in `workspace.write_back`, and the workspace byte for byte as before.
+/// so nothing is written back, not even the small edit: exit 125, `sandbox_error` with its
+/// `reason`, the cause in `workspace.write_back`, and the workspace byte for byte as before.
 #[test]
 fn a_full_workspace_filesystem_writes_back_nothing() {
     let Some(ran) = in_own_mounts(
@@ -67,6 +67,9 @@ echo "entries=$(ls -A "$ws" | tr '\n' ' ')" >&2
     assert!(ran.stderr.contains("exit=125"), "{context}");
     assert_eq!(outcome["status"], "sandbox_error", "{context}");
     assert_eq!(outcome["exit_code"], 125, "{context}");
+    let reason = outcome["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("writing back failed"), "{context}");
+    assert_eq!(outcome["retryable"], false, "{context}");
     assert_eq!(outcome["workspace"]["committed"], false, "{context}");
     let write_back = &outcome["workspace"]["write_back"];
     assert_eq!(write_back["written"], serde_json::json!([]), "{context}");

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{exec_json, Backend, Workspace};
+use serde_json::Value;
 
 /// What a tree holds, entry by entry: type, permission bits, content or link target.
 fn snapshot(root: &Path) -> BTreeMap<String, String> {
@@ -324,7 +325,86 @@ fn exceeding_changed_lines_commits_nothing(backend: Backend) {
     );
 }
 
+/// 40 MiB of zeros: three of them are more than the supervisor reads for one job's patch (the
+/// diff budget is 64 MiB, README "Scratch workspaces").
+const BIG: &str = "head -c 41943040 /dev/zero";
+
+/// The patch is rendered after the job, outside its limits, within one budget per job: the
+/// files past it are named in the Outcome and marked in the patch, never dropped silently.
+fn files_past_the_diff_budget_are_named_not_diffed(backend: Backend) {
+    let workspace = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let patch = dir.path().join("changes.patch");
+    let patch_flag = patch.display().to_string();
+    let script = format!("{BIG} > a.bin && {BIG} > b.bin && {BIG} > c.bin && echo hi > d.txt");
+    let run = scratch_run(
+        backend,
+        &workspace,
+        &["--commit", "never", "--diff", &patch_flag],
+        &script,
+    );
+    assert_eq!(run.status(), "exited", "{run:?}");
+    assert_eq!(run.code, 0, "{run:?}");
+    // The bytes decide here, not the clock: a.bin fits the budget, b.bin and c.bin do not.
+    // A machine too slow to read 40 MiB within the 5 s may leave out more, which is allowed.
+    let report = &run.outcome["workspace"];
+    let not_diffed: Vec<&str> = report["not_diffed"]
+        .as_array()
+        .expect("workspace.not_diffed")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for path in ["b.bin", "c.bin"] {
+        assert!(not_diffed.contains(&path), "{path} was diffed: {run:?}");
+    }
+    assert_eq!(report["diff"]["budget_bytes"], 64 << 20, "{run:?}");
+    let read = report["diff"]["bytes"]
+        .as_u64()
+        .expect("workspace.diff.bytes");
+    assert!(read <= 64 << 20, "read past the budget: {run:?}");
+    let notes = run.outcome["notes"].to_string();
+    assert!(notes.contains(&not_diffed.join(", ")), "{run:?}");
+    let text = std::fs::read_to_string(&patch).expect("read the patch");
+    for path in ["b.bin", "c.bin"] {
+        let marked = format!(
+            "diff --git a/{path} b/{path}\nnew file mode 100644\n# not diffed: the diff budget ran out\n"
+        );
+        assert!(text.contains(&marked), "{path} is not marked:\n{text}");
+    }
+}
+
+/// With `limits.changed_lines` set, a file left out of the patch has lines nobody counted: the
+/// job counts as over the cap and nothing is written back.
+fn a_file_not_diffed_fails_changed_lines_closed(backend: Backend) {
+    let workspace = Workspace::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = profile_with_limits(dir.path(), "changed_lines = 1000\ndisk = \"256M\"");
+    let profile = profile.display().to_string();
+    let script = "head -c 70000000 /dev/zero > big.bin";
+    let args = ["--profile", &profile, "--commit", "always"];
+    let run = exec_json(backend, &workspace, &args, &["sh", "-c", script]);
+    assert_eq!(run.status(), "limit_exceeded", "{run:?}");
+    assert_eq!(run.limits_hit(), ["changed_lines"], "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.outcome["workspace"]["not_diffed"],
+        serde_json::json!(["big.bin"]),
+        "{run:?}"
+    );
+    assert_eq!(run.outcome["workspace"]["committed"], false, "{run:?}");
+    assert!(
+        run.outcome["notes"]
+            .to_string()
+            .contains("not diffed, so the changed lines cannot be held to limits.changed_lines"),
+        "{run:?}"
+    );
+    let left = std::fs::read_dir(workspace.path()).expect("list").count();
+    assert_eq!(left, 0, "something was written back: {run:?}");
+}
+
 conformance!(
+    files_past_the_diff_budget_are_named_not_diffed,
+    a_file_not_diffed_fails_changed_lines_closed,
     a_failed_job_leaves_the_workspace_untouched,
     a_successful_job_commits_exactly_its_change_set,
     the_commit_policy_decides,

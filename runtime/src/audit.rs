@@ -177,6 +177,7 @@ pub fn record_for(outcome: &Outcome) -> Value {
         },
         "status": outcome.status,
         "exit_code": outcome.exit_code,
+        "reason": outcome.reason,
         "limits_hit": outcome.limits_hit,
         "network": network,
         "secrets": outcome.secrets,

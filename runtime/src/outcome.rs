@@ -1,7 +1,8 @@
 //! The Outcome of one job (`sandbox/outcome@1`): what ran, how it ended, and what isolation was
 //! actually in force. Both backends fill the same type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use crate::profile::{CommitPolicy, NetworkMode, WorkspaceMode};
 use crate::scratch::ViewKind;
 use crate::spec::{JobSpec, OutputMode};
 use crate::trust::TrustReport;
-use crate::workspace::CommitReport;
+use crate::workspace::{CommitReport, DiffBudget, Patch};
 
 pub const OUTCOME_SCHEMA: &str = "sandbox/outcome@1";
 
@@ -31,6 +32,14 @@ pub struct Outcome {
     pub status: Status,
     /// What `sandbox exec` exits with: the job's code, 128+signal, 124 on timeout, ...
     pub exit_code: i32,
+    /// Why the sandbox could not run the job, or not deliver what it did (status
+    /// `sandbox_error`), redacted; null otherwise.
+    pub reason: Option<String>,
+    /// Whether the same job, tried again unchanged, may run: true only for a `sandbox_error`
+    /// from transient infrastructure (an engine that did not answer, a resource briefly
+    /// exhausted); false for configuration (a bad profile or flag, a requirement this host
+    /// cannot meet, an unwritable audit log) and for every other status.
+    pub retryable: bool,
     pub signal: Option<i32>,
     pub duration_ms: f64,
     pub cpu_ms: f64,
@@ -137,6 +146,12 @@ pub struct WorkspaceReport {
     /// asked for the patch.
     pub lines_added: Option<u64>,
     pub lines_removed: Option<u64>,
+    /// Changed files the patch does not show, and whose lines are not counted: the diff budget
+    /// (`diff`) ran out before them. With `limits.changed_lines` set, the job then counts as
+    /// over it.
+    pub not_diffed: Vec<String>,
+    /// What rendering the patch cost against its budget; null when no patch was asked for.
+    pub diff: Option<DiffReport>,
     /// `blake3:` hash of the change set (paths, kinds, modes and new contents).
     pub change_hash: Option<String>,
     /// Changed files holding a secret's value: the changes are not written back.
@@ -150,6 +165,16 @@ pub struct WorkspaceReport {
     pub dropped: Vec<String>,
     /// What writing back did, file by file, when it was tried.
     pub write_back: Option<CommitReport>,
+}
+
+/// The patch is rendered by `sandbox` after the job, outside the job's limits, within one
+/// budget per job of time and of bytes read.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DiffReport {
+    pub ms: f64,
+    pub bytes: u64,
+    pub budget_ms: u64,
+    pub budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -190,32 +215,52 @@ impl Outcome {
         isolation: Isolation,
     ) -> Outcome {
         Outcome {
-            schema: OUTCOME_SCHEMA.into(),
-            id: spec.id.clone(),
-            profile: spec.profile.clone(),
             backend: backend.into(),
             backend_reason,
             trust: spec.trust.clone(),
-            command: spec.command.clone(),
-            status: Status::SandboxError,
-            exit_code: 125,
-            signal: None,
-            duration_ms: 0.0,
-            cpu_ms: 0.0,
-            peak_memory_bytes: None,
-            limits_hit: Vec::new(),
             isolation,
             network: NetworkReport {
                 mode: spec.network,
                 events: Vec::new(),
             },
             secrets: spec.secrets.iter().map(|s| s.name.clone()).collect(),
-            redactions: 0,
             workspace: WorkspaceReport {
                 mode: spec.workspace_mode,
                 path: spec.workspace.display().to_string(),
                 ..WorkspaceReport::default()
             },
+            ..Outcome::blank(spec.id.clone(), &spec.profile, spec.command.clone())
+        }
+    }
+
+    /// What is known of a job before it runs: nothing but its name, profile and command; the
+    /// sandbox has not (yet) run it.
+    fn blank(id: String, profile: &str, command: Vec<String>) -> Outcome {
+        Outcome {
+            schema: OUTCOME_SCHEMA.into(),
+            id,
+            profile: profile.to_owned(),
+            backend: String::new(),
+            backend_reason: String::new(),
+            trust: TrustReport::default(),
+            command,
+            status: Status::SandboxError,
+            exit_code: 125,
+            reason: None,
+            retryable: false,
+            signal: None,
+            duration_ms: 0.0,
+            cpu_ms: 0.0,
+            peak_memory_bytes: None,
+            limits_hit: Vec::new(),
+            isolation: Isolation::default(),
+            network: NetworkReport {
+                mode: NetworkMode::default(),
+                events: Vec::new(),
+            },
+            secrets: Vec::new(),
+            redactions: 0,
+            workspace: WorkspaceReport::default(),
             stdout: None,
             stderr: None,
             stdout_truncated: false,
@@ -224,17 +269,62 @@ impl Outcome {
         }
     }
 
-    /// The Outcome of a job the sandbox could not run (refused, failed to set up, interrupted):
-    /// what the audit log records for it. `message` must already be redacted.
-    pub fn failed(spec: &JobSpec, message: String, exit_code: i32) -> Outcome {
+    /// The Outcome of a job the sandbox could not run (refused, failed to set up, interrupted),
+    /// with what the spec says of it; `refuse` says why.
+    pub fn failed(spec: &JobSpec) -> Outcome {
         let backend = serde_json::to_value(spec.backend)
             .ok()
             .and_then(|value| value.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let mut outcome = Outcome::new(spec, &backend, String::new(), Isolation::default());
-        outcome.exit_code = exit_code;
-        outcome.notes.push(message);
-        outcome
+        Outcome::new(spec, &backend, String::new(), Isolation::default())
+    }
+
+    /// The Outcome of a job refused before there was a spec (a profile that does not load, a
+    /// bad flag): only what the command line said. `refuse` says why.
+    pub fn unresolved(profile: &str, command: Vec<String>, workspace: Option<&Path>) -> Outcome {
+        Outcome {
+            workspace: WorkspaceReport {
+                path: workspace
+                    .map(|path| path.display().to_string())
+                    .unwrap_or_default(),
+                ..WorkspaceReport::default()
+            },
+            ..Outcome::blank(crate::spec::new_job_id(), profile, command)
+        }
+    }
+
+    /// Makes this the Outcome of a job the sandbox could not run or deliver: status
+    /// `sandbox_error`, `reason` (already redacted) and whether a retry may help. A job that ran
+    /// keeps what it measured, so the caller sees what happened before the sandbox failed.
+    pub fn refuse(&mut self, reason: String, exit_code: i32, retryable: bool) {
+        self.status = Status::SandboxError;
+        self.exit_code = exit_code;
+        self.reason = Some(reason);
+        self.retryable = retryable;
+    }
+
+    /// Records what the patch counted and what it cost; files it left out are named in a note
+    /// too, never only in `workspace.not_diffed`.
+    pub fn record_patch(&mut self, patch: &Patch, budget: DiffBudget, took: Duration) {
+        let report = &mut self.workspace;
+        report.lines_added = Some(patch.lines_added);
+        report.lines_removed = Some(patch.lines_removed);
+        report.not_diffed = patch.not_diffed.clone();
+        report.diff = Some(DiffReport {
+            ms: took.as_secs_f64() * 1000.0,
+            bytes: patch.bytes_read,
+            budget_ms: u64::try_from(budget.time.as_millis()).unwrap_or(u64::MAX),
+            budget_bytes: budget.bytes,
+        });
+        if !patch.not_diffed.is_empty() {
+            self.notes.push(format!(
+                "the diff budget ({} ms, {} bytes of content) ran out: {} not diffed, their \
+                 lines not counted",
+                budget.time.as_millis(),
+                budget.bytes,
+                patch.not_diffed.join(", ")
+            ));
+        }
     }
 
     /// Records the captured output (kept only in capture mode) and its redactions.

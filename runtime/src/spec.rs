@@ -449,7 +449,7 @@ pub fn supervisor_is_gone(job_id: &str) -> bool {
 }
 
 /// A job id unique on this host: time, pid and a counter, no randomness needed.
-fn new_job_id() -> String {
+pub(crate) fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()

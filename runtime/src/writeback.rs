@@ -5,6 +5,7 @@
 //! are dropped from the change set altogether (DESIGN §12).
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::error::SandboxError;
 use crate::outcome::{LimitKind, Outcome, SecretInFile, Status, SymlinkReport};
@@ -13,7 +14,7 @@ use crate::scratch::Scratch;
 use crate::signals::BlockedTerminating;
 use crate::spec::JobSpec;
 use crate::trust::is_git_path;
-use crate::workspace::{commit, ChangeSet, FileType};
+use crate::workspace::{commit, ChangeSet, DiffBudget, FileType};
 
 /// What a scratch job left, measured, before anything is written back.
 pub struct Assessment {
@@ -34,11 +35,11 @@ pub fn assess(
     report_changes(&changes, scratch, spec, outcome);
 
     let patch = if spec.diff.is_some() || spec.limits.changed_lines.is_some() {
+        let (budget, started) = (DiffBudget::default(), Instant::now());
         let patch = changes
-            .patch(&spec.workspace, scratch.view())
+            .patch(&spec.workspace, scratch.view(), budget)
             .map_err(|error| SandboxError::Setup(format!("rendering the patch: {error}")))?;
-        outcome.workspace.lines_added = Some(patch.lines_added);
-        outcome.workspace.lines_removed = Some(patch.lines_removed);
+        outcome.record_patch(&patch, budget, started.elapsed());
         Some(patch)
     } else {
         None
@@ -131,17 +132,17 @@ pub fn settle(
             outcome.workspace.committed =
                 report.failed.is_empty() && report.not_attempted.is_empty();
             if !outcome.workspace.committed {
-                outcome.notes.push(format!(
+                let note = format!(
                     "scratch: writing back failed for {} of {} changes; see workspace.write_back",
                     report.failed.len() + report.not_attempted.len(),
                     changes.entries.len()
-                ));
+                );
                 // The job did its part, the sandbox could not deliver it (a full disk, a
                 // workspace changed meanwhile): 0 would tell the caller the work landed.
                 if outcome.exit_code == 0 {
-                    outcome.status = Status::SandboxError;
-                    outcome.exit_code = 125;
+                    outcome.refuse(note.clone(), 125, false);
                 }
+                outcome.notes.push(note);
             }
             outcome.workspace.write_back = Some(report);
         }
@@ -247,10 +248,20 @@ fn caps_exceeded(
     if let Some(cap) = limits.changed_lines {
         let lines = outcome.workspace.lines_added.unwrap_or_default()
             + outcome.workspace.lines_removed.unwrap_or_default();
+        let uncounted = outcome.workspace.not_diffed.len();
         if lines > cap {
             over(
                 LimitKind::ChangedLines,
                 format!("the job changed {lines} lines; limits.changed_lines is {cap}"),
+            );
+        } else if uncounted > 0 {
+            // Fail closed: the lines of a file that was not diffed are unknown.
+            over(
+                LimitKind::ChangedLines,
+                format!(
+                    "{uncounted} changed file(s) not diffed, so the changed lines cannot be \
+                     held to limits.changed_lines ({cap})"
+                ),
             );
         }
     }

@@ -1,22 +1,93 @@
 //! `sandbox check`: the job in a scratch workspace, the gates on the view it left, and its
 //! changes written back only when the job and every gate passed.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use sandbox_gates::baseline;
 use sandbox_gates::config::ProjectConfig;
-use sandbox_gates::report::{self, Context};
+use sandbox_gates::report::{self, Context, Tool};
 use sandbox_gates::runner::Selection;
-use sandbox_gates::{Verdict, VerdictStatus};
+use sandbox_gates::{GateResult, Verdict, VerdictStatus};
 use sandbox_runtime::profile::WorkspaceMode;
 use sandbox_runtime::{audit, JobSpec, Outcome, OutputMode, Status};
 
-use super::exec::{profile_and_overrides, redacted};
+use super::exec::{profile_and_overrides, recorded_failure, writable_audit_log, Refusal};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
 use super::watch::Watcher;
-use crate::cli::{CheckArgs, GateSelection};
+use crate::cli::{CheckArgs, GateSelection, OutputFormat, ReportArgs};
 
+/// `sandbox check`. A job the sandbox could not run still gets a Verdict (DESIGN section 12):
+/// status `error`, exit 3, its `job` the Outcome saying why and whether a retry may help.
+pub fn run_reporting(args: CheckArgs) -> anyhow::Result<u8> {
+    let refused = Refused {
+        report: args.report.clone(),
+        output: args.exec.output,
+        result: args.exec.result.clone(),
+        started: Instant::now(),
+    };
+    let profile = args.exec.profile.clone();
+    let command = args.exec.command.clone();
+    let workspace = args.exec.workspace.clone();
+    Ok(run(args).unwrap_or_else(|error| {
+        refused.verdict(
+            Outcome::unresolved(&profile, command, workspace.as_deref()),
+            Refusal::new(error, None),
+            Vec::new(),
+            BTreeMap::new(),
+        )
+    }))
+}
+
+/// How `check` reports a job it could not run, known before anything can fail.
+struct Refused {
+    report: ReportArgs,
+    output: Option<OutputFormat>,
+    result: Option<PathBuf>,
+    started: Instant,
+}
+
+impl Refused {
+    /// Says why on stderr as ever, and reports the Verdict: status `error`, the gates as given
+    /// (skipped, or none when the project was not read yet), `job` the refused Outcome.
+    fn verdict(
+        &self,
+        mut job: Outcome,
+        refusal: Refusal,
+        gates: Vec<GateResult>,
+        tools: BTreeMap<String, Tool>,
+    ) -> u8 {
+        eprintln!("sandbox: {}", refusal.message);
+        refusal.mark(&mut job);
+        let elapsed = self.started.elapsed().as_secs_f64() * 1000.0;
+        // An Outcome always serialises: it has no maps with non-string keys.
+        let mut verdict = Verdict::new(gates, elapsed, serde_json::to_value(&job).ok());
+        verdict.status = VerdictStatus::Error;
+        let context = Context {
+            workspace: None,
+            tools,
+            colour: false,
+            redactor: Default::default(),
+        };
+        gate::report(
+            &verdict,
+            context,
+            &self.report,
+            self.output,
+            self.result.as_deref(),
+        )
+        .unwrap_or_else(unreported)
+    }
+}
+
+/// A Verdict that could not be printed or written: exit 3, the reason on stderr.
+fn unreported(error: anyhow::Error) -> u8 {
+    refuse(INFRASTRUCTURE_ERROR, &format!("{error:#}"))
+}
+
+/// Fails only before the job runs; from there on a refusal is reported with the spec's Outcome.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let CheckArgs {
@@ -75,18 +146,35 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let selection = Selection { only, skip };
     let watcher = Arc::new(Watcher::for_gates(exec.events, &project, &selection));
     spec.observe(watcher.clone());
-    let audit_log = match &exec.audit {
-        Some(path) => path.clone(),
-        None => audit::default_path()?,
+    let refused = Refused {
+        report: report.clone(),
+        output: exec.output,
+        result: exec.result.clone(),
+        started,
     };
-    audit::check_writable(&audit_log)?;
+    let skipped = || {
+        project
+            .gates
+            .iter()
+            .map(|gate| sandbox_gates::runner::skipped(gate, "the job could not run"))
+            .collect()
+    };
+    let refusal = |error: anyhow::Error| Refusal::new(error, Some(&spec.redactor));
+    let audit_log = match writable_audit_log(exec.audit.clone()) {
+        Ok(path) => path,
+        Err(error) => {
+            let tools = report::tools(&project, None);
+            return Ok(refused.verdict(Outcome::failed(&spec), refusal(error), skipped(), tools));
+        }
+    };
 
     // The job first, while this process has one thread (the native backend forks).
     let (mut outcome, held) = match sandbox_runtime::run_holding(&spec) {
         Ok(ran) => ran,
         Err(error) => {
-            let error = redacted(&spec, error);
-            return Ok(refuse(INFRASTRUCTURE_ERROR, &format!("{error:#}")));
+            let (failed, refusal) = recorded_failure(&spec, &audit_log, error);
+            let tools = report::tools(&project, None);
+            return Ok(refused.verdict(failed, refusal, skipped(), tools));
         }
     };
     let job_passed = outcome.status == Status::Exited && outcome.exit_code == 0;
@@ -134,14 +222,30 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         None
     };
     if let Some(held) = held {
-        held.settle(&mut outcome, veto)?;
+        if let Err(error) = held.settle(&mut outcome, veto) {
+            // What the job did and what the gates found stay in the Verdict.
+            let refusal = refusal(error.into());
+            refusal.mark(&mut outcome);
+            let _ = audit::append(&audit_log, &audit::record_for(&outcome));
+            return Ok(refused.verdict(outcome, refusal, verdict.gates, tools));
+        }
     }
-    let appended = audit::append(&audit_log, &audit::record_for(&outcome))?;
+    let appended = match audit::append(&audit_log, &audit::record_for(&outcome)) {
+        Ok(appended) => appended,
+        Err(error) => {
+            return Ok(refused.verdict(outcome, refusal(error.into()), verdict.gates, tools))
+        }
+    };
     if !job_passed {
         verdict.status = VerdictStatus::Fail;
     }
     verdict.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    verdict.job = Some(serde_json::to_value(&outcome)?);
+    // Past this point the job ran and its changes are settled: a failure to report is exit 3,
+    // never a refusal of the job.
+    match serde_json::to_value(&outcome) {
+        Ok(job) => verdict.job = Some(job),
+        Err(error) => return Ok(unreported(error.into())),
+    }
     let context = Context {
         // The findings are on the job's view; once it is gone, the project has those lines
         // only if the changes were written back.
@@ -151,13 +255,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         redactor: spec.redactor.clone(),
     };
     if let Some(dir) = &bundle {
-        let record = audit::read(&audit_log)?
-            .into_iter()
-            .filter_map(|entry| entry.record.ok())
-            .find(|record| record["hash"] == appended.hash.as_str());
+        let record = match audit::read(&audit_log) {
+            Ok(entries) => entries
+                .into_iter()
+                .filter_map(|entry| entry.record.ok())
+                .find(|record| record["hash"] == appended.hash.as_str()),
+            Err(error) => return Ok(unreported(error.into())),
+        };
+        let summary = match report::render(report::Format::Markdown, &verdict, &context) {
+            Ok(summary) => summary,
+            Err(error) => return Ok(unreported(error.into())),
+        };
         let contents = sandbox_gates::bundle::Contents {
             verdict: &verdict,
-            summary_markdown: &report::render(report::Format::Markdown, &verdict, &context)?,
+            summary_markdown: &summary,
             patch_elsewhere: exec.diff.as_deref(),
             audit_record: record,
             audit_log: Some(&audit_log),
@@ -175,6 +286,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         exec.output,
         exec.result.as_deref(),
     )
+    .or_else(|error| Ok(unreported(error)))
 }
 
 /// Puts the configuration the gates read back to the base tree's in the job's view (DESIGN

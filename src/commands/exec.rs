@@ -1,5 +1,6 @@
 //! `sandbox exec`: profile + flags -> JobSpec -> Outcome -> exit code.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -7,7 +8,7 @@ use sandbox_runtime::audit;
 use sandbox_runtime::profile::{
     BackendChoice, CommitPolicy, Lookup, NetworkMode, ResolvedProfile, WorkspaceMode,
 };
-use sandbox_runtime::secrets::Secret;
+use sandbox_runtime::secrets::{Redactor, Secret};
 use sandbox_runtime::spec::Bind;
 use sandbox_runtime::trust::Trust;
 use sandbox_runtime::{JobSpec, Outcome, OutputMode, Overrides, SandboxError, Status};
@@ -16,6 +17,22 @@ use super::print_json;
 use super::watch::Watcher;
 use crate::cli::{BackendArg, CommitArg, ExecArgs, NetworkArg, OutputFormat, WorkspaceModeArg};
 
+/// `sandbox exec`. Every refusal, however early, still leaves an Outcome (DESIGN section 12):
+/// one that failed before a spec existed (a profile that does not load, a bad flag) says what
+/// the command line did.
+pub fn run_reporting(args: ExecArgs) -> u8 {
+    let delivery = Delivery::of(&args);
+    let profile = args.profile.clone();
+    let command = args.command.clone();
+    let workspace = args.workspace.clone();
+    run(args).unwrap_or_else(|error| {
+        let outcome = Outcome::unresolved(&profile, command, workspace.as_deref());
+        delivery.refuse(outcome, Refusal::new(error, None))
+    })
+}
+
+/// Fails only before the JobSpec exists; from there on a refusal is reported with the spec's
+/// Outcome.
 pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     let (resolved, overrides, _) = profile_and_overrides(&args)?;
     let format = args.output.unwrap_or(OutputFormat::Text);
@@ -27,29 +44,39 @@ pub fn run(args: ExecArgs) -> anyhow::Result<u8> {
     if args.events {
         spec.observe(Arc::new(Watcher::Events));
     }
-    // Checked before the job runs: a job whose record cannot be written must not run at all.
-    let audit_log = match args.audit {
-        Some(path) => path,
-        None => audit::default_path()?,
+    let delivery = Delivery {
+        format,
+        result: args.result,
     };
-    audit::check_writable(&audit_log)?;
+    let refusal = |error: anyhow::Error| Refusal::new(error, Some(&spec.redactor));
+    // Checked before the job runs: a job whose record cannot be written must not run at all.
+    let audit_log = match writable_audit_log(args.audit) {
+        Ok(path) => path,
+        Err(error) => return Ok(delivery.refuse(Outcome::failed(&spec), refusal(error))),
+    };
     let outcome = match sandbox_runtime::run(&spec) {
         Ok(outcome) => outcome,
         Err(error) => {
-            // A refused or failed job is an event worth a record too.
-            let error = redacted(&spec, error);
-            let code = i32::from(super::exit_code_for(&error));
-            let failed = Outcome::failed(&spec, format!("{error:#}"), code);
-            let _ = audit::append(&audit_log, &audit::record_for(&failed));
-            return Err(error);
+            let (failed, refusal) = recorded_failure(&spec, &audit_log, error);
+            return Ok(delivery.refuse(failed, refusal));
         }
     };
-    if let Some(path) = &args.result {
-        write_result(path, &outcome)?;
+    // The record first: a job that ran unaudited is reported as the sandbox's failure.
+    if let Err(error) = audit::append(&audit_log, &audit::record_for(&outcome)) {
+        return Ok(delivery.refuse(outcome, refusal(error.into())));
     }
-    audit::append(&audit_log, &audit::record_for(&outcome))?;
-    match format {
-        OutputFormat::Json => print_json(&outcome)?,
+    if let Some(path) = &delivery.result {
+        if let Err(error) = write_result(path, &outcome) {
+            return Ok(delivery.refuse(outcome, refusal(error)));
+        }
+    }
+    match delivery.format {
+        OutputFormat::Json => {
+            if let Err(error) = print_json(&outcome) {
+                eprintln!("sandbox: {error:#}");
+                return Ok(super::exit_code_for(&error));
+            }
+        }
         OutputFormat::Text => explain(&outcome),
     }
     Ok(outcome.exit_code.clamp(0, 255) as u8)
@@ -67,7 +94,96 @@ pub(super) fn profile_and_overrides(
     Ok((resolved, overrides, trust))
 }
 
-fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
+/// `--audit PATH` or the default, once it is known that a record can be appended to it.
+pub(super) fn writable_audit_log(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match flag {
+        Some(path) => path,
+        None => audit::default_path()?,
+    };
+    audit::check_writable(&path)?;
+    Ok(path)
+}
+
+/// The Outcome of a job the runtime could not run, with its refusal, appended to the audit log:
+/// a refused or failed job is an event worth a record too.
+pub(super) fn recorded_failure(
+    spec: &JobSpec,
+    audit_log: &Path,
+    error: SandboxError,
+) -> (Outcome, Refusal) {
+    let refusal = Refusal::new(error.into(), Some(&spec.redactor));
+    let mut failed = Outcome::failed(spec);
+    refusal.mark(&mut failed);
+    let _ = audit::append(audit_log, &audit::record_for(&failed));
+    (failed, refusal)
+}
+
+/// Why the sandbox did not run a job, or could not deliver what it did: the message (redacted
+/// when there is a spec to redact with), the exit code and whether a retry may help, decided
+/// from the typed error before redaction can turn it into text.
+pub(super) struct Refusal {
+    pub(super) message: String,
+    pub(super) exit_code: u8,
+    pub(super) retryable: bool,
+}
+
+impl Refusal {
+    pub(super) fn new(error: anyhow::Error, redactor: Option<&Redactor>) -> Refusal {
+        let message = format!("{error:#}");
+        Refusal {
+            message: match redactor {
+                Some(redactor) => redactor.redact_str(&message).0,
+                None => message,
+            },
+            exit_code: super::exit_code_for(&error),
+            retryable: super::retryable(&error),
+        }
+    }
+
+    /// Makes `outcome` say this refusal.
+    pub(super) fn mark(&self, outcome: &mut Outcome) {
+        outcome.refuse(
+            self.message.clone(),
+            i32::from(self.exit_code),
+            self.retryable,
+        );
+    }
+}
+
+/// Where `sandbox exec` delivers its Outcome: stdout with `--output json`, and `--result`.
+struct Delivery {
+    format: OutputFormat,
+    result: Option<PathBuf>,
+}
+
+impl Delivery {
+    fn of(args: &ExecArgs) -> Delivery {
+        Delivery {
+            format: args.output.unwrap_or(OutputFormat::Text),
+            result: args.result.clone(),
+        }
+    }
+
+    /// Says why on stderr as ever, and delivers `outcome` marked `sandbox_error`, so that a
+    /// caller reading the document can tell the sandbox's failure from the job's (issue 15).
+    fn refuse(&self, mut outcome: Outcome, refusal: Refusal) -> u8 {
+        eprintln!("sandbox: {}", refusal.message);
+        refusal.mark(&mut outcome);
+        if let Some(path) = &self.result {
+            if let Err(error) = write_result(path, &outcome) {
+                eprintln!("sandbox: {error:#}");
+            }
+        }
+        if self.format == OutputFormat::Json {
+            if let Err(error) = print_json(&outcome) {
+                eprintln!("sandbox: {error:#}");
+            }
+        }
+        refusal.exit_code
+    }
+}
+
+pub(super) fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
     let flag = flag_error;
     let env = args
         .env
@@ -125,15 +241,6 @@ fn overrides(args: &ExecArgs) -> anyhow::Result<Overrides> {
         binds: binds(args)?,
         allow_protected: Vec::new(),
     })
-}
-
-/// An error that quotes a secret's value (a path, a command) says `[REDACTED:NAME]` instead.
-pub(super) fn redacted(spec: &JobSpec, error: SandboxError) -> anyhow::Error {
-    let text = error.with_causes();
-    match spec.redactor.redact_str(&text) {
-        (_, 0) => error.into(),
-        (clean, _) => anyhow::anyhow!(clean),
-    }
 }
 
 fn binds(args: &ExecArgs) -> Result<Vec<Bind>, SandboxError> {

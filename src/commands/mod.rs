@@ -22,7 +22,7 @@ use crate::cli::{Cli, Command, SchemaName};
 /// Runs a subcommand; the `u8` is the process's exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Exec(args) => exec::run(*args),
+        Command::Exec(args) => Ok(exec::run_reporting(*args)),
         Command::Profile(command) => profile::run(command),
         Command::Doctor { output } => doctor::run(output),
         Command::Schema { name } => {
@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(command) => image::run(command),
         Command::Gc { output } => gc::run(output),
         Command::Gate(args) => gate::run(*args),
-        Command::Check(args) => check::run(*args),
+        Command::Check(args) => check::run_reporting(*args),
         Command::Init { workspace, force } => gate::init(workspace, force),
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::GateChanges { base } => gate::changes(&base),
@@ -83,6 +83,14 @@ pub fn decide_trust(
         allow_protected: args.allow_protected.clone(),
     };
     Ok(sandbox_runtime::trust::Trust::decide(workspace, &flags)?)
+}
+
+/// Whether the same job may run when tried again (the Outcome's `retryable`), from the error's
+/// type: only the runtime's own errors can say they are transient.
+pub fn retryable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<SandboxError>()
+        .is_some_and(SandboxError::retryable)
 }
 
 /// Prints one JSON document; a closed stdout (`| head`) is not an error.

@@ -39,19 +39,35 @@ pub fn is_local(endpoint: &str) -> bool {
 /// bollard speaks a newer one than many engines (20.10 has 1.41). Fails with a message that
 /// says what to run when no engine answers within `timeout`.
 pub async fn connect(timeout: Duration) -> Result<Docker, SandboxError> {
-    connect_to(&endpoint(), timeout)
-        .await
-        .map_err(|reason| SandboxError::Refused {
-            feature: "docker".into(),
-            reason,
-        })
+    let endpoint = endpoint();
+    connect_to(&endpoint, timeout).await.map_err(|reason| {
+        // A DOCKER_HOST we cannot speak to stays wrong on retry; an engine that did not answer
+        // may answer next time.
+        if supported(&endpoint) {
+            SandboxError::EngineUnavailable(format!(
+                "refusing to run: docker is required but {reason}"
+            ))
+        } else {
+            SandboxError::Refused {
+                feature: "docker".into(),
+                reason,
+            }
+        }
+    })
+}
+
+/// The endpoint schemes the client speaks.
+fn supported(endpoint: &str) -> bool {
+    ["unix://", "tcp://", "http://"]
+        .iter()
+        .any(|scheme| endpoint.starts_with(scheme))
 }
 
 async fn connect_to(endpoint: &str, timeout: Duration) -> Result<Docker, String> {
     let version = bollard::API_DEFAULT_VERSION;
     let client = if endpoint.starts_with("unix://") {
         Docker::connect_with_unix(endpoint, REQUEST_TIMEOUT_SECS, version)
-    } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+    } else if supported(endpoint) {
         Docker::connect_with_http(endpoint, REQUEST_TIMEOUT_SECS, version)
     } else {
         return Err(format!(

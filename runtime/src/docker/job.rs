@@ -113,11 +113,11 @@ pub async fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, Sand
                      engine answers again"
                 ),
             };
-            Err(SandboxError::Io {
-                what: "run the job through the Docker engine".into(),
-                path: engine::endpoint().into(),
-                source: std::io::Error::other(format!("{detail}; {job}; {container}")),
-            })
+            Err(SandboxError::EngineUnavailable(format!(
+                "could not run the job through the Docker engine ({}): {detail}; {job}; \
+                 {container}",
+                engine::endpoint()
+            )))
         }
     }
 }

@@ -29,7 +29,7 @@ use nix::errno::Errno;
 
 pub use changes::{Change, ChangeKind, ChangeSet, FileType};
 pub use commit::{commit, CommitFailure, CommitReport};
-pub use patch::Patch;
+pub use patch::{DiffBudget, Patch, NOT_DIFFED};
 
 /// Puts `paths` (and everything below them) in `view` back as they are in `base`: their
 /// content, their absence, their mode. Written by the same code as write-back, so a symlink the

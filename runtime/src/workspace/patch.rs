@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -23,12 +23,49 @@ pub struct Patch {
     /// `+` lines over all hunks (a symlink's target is one line); binary files count 0.
     pub lines_added: u64,
     pub lines_removed: u64,
+    /// Changed entries whose contents were not compared because the budget ran out: their
+    /// lines are not counted, and the text marks each with [`NOT_DIFFED`] after its header.
+    pub not_diffed: Vec<String>,
+    /// Bytes of content read from both trees.
+    pub bytes_read: u64,
 }
+
+/// What the supervisor may spend rendering one job's patch. It runs after the job, outside the
+/// job's wall time and cgroup, so the budget is per job, not per file: a job that leaves many
+/// large files must not keep `sandbox` busy for seconds per file (issue 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiffBudget {
+    pub time: Duration,
+    /// Bytes of old and new content read, over all files.
+    pub bytes: u64,
+}
+
+impl Default for DiffBudget {
+    fn default() -> Self {
+        DiffBudget {
+            time: Duration::from_secs(5),
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// The line that stands for the hunks of a file the budget left out. No hunk and no `Binary
+/// files` line follows, so `git apply` refuses the whole patch rather than apply part of it.
+pub const NOT_DIFFED: &str = "# not diffed: the diff budget ran out";
 
 /// One side of a file's diff.
 enum Content {
     Text(String),
     Binary,
+    /// Not read: the budget would not cover it.
+    OverBudget,
+}
+
+/// What is left of the budget while the patch renders.
+struct Spending {
+    deadline: Instant,
+    bytes_left: u64,
+    bytes_read: u64,
 }
 
 impl ChangeSet {
@@ -36,15 +73,31 @@ impl ChangeSet {
     /// content from `view`. Directories produce no text (git has none); a mode change git
     /// cannot express (anything but the owner's execute bit) shows only if the content changed
     /// too; binary files show as `Binary files a/P and b/P differ`.
-    pub fn patch(&self, original: &Path, view: &Path) -> Result<Patch, WorkspaceError> {
+    ///
+    /// Files past `budget` (by time, or by the bytes of both sides read so far) are listed in
+    /// `not_diffed` and marked in the text; a file larger than what is left is skipped unread,
+    /// and smaller ones after it may still fit. A diff still running at the deadline finishes
+    /// with a larger but correct result.
+    pub fn patch(
+        &self,
+        original: &Path,
+        view: &Path,
+        budget: DiffBudget,
+    ) -> Result<Patch, WorkspaceError> {
         let original = Root::open(original)?;
         let view = Root::open(view)?;
+        let mut spending = Spending {
+            deadline: Instant::now() + budget.time,
+            bytes_left: budget.bytes,
+            bytes_read: 0,
+        };
         let mut patch = Patch::default();
         for change in &self.entries {
             if change.file_type != FileType::Dir {
-                render(&mut patch, change, &original, &view)?;
+                render(&mut patch, change, &original, &view, &mut spending)?;
             }
         }
+        patch.bytes_read = spending.bytes_read;
         Ok(patch)
     }
 }
@@ -54,6 +107,7 @@ fn render(
     change: &Change,
     original: &Root,
     view: &Root,
+    spending: &mut Spending,
 ) -> Result<(), WorkspaceError> {
     let a = quote("a/", &change.path);
     let b = quote("b/", &change.path);
@@ -63,7 +117,7 @@ fn render(
     let (old_label, new_label, old, new) = match change.kind {
         ChangeKind::Added => {
             let _ = writeln!(header, "new file mode {:o}", new_mode.unwrap_or(0o100644));
-            let new = content(view, change)?;
+            let new = content(view, change, spending)?;
             ("/dev/null", b.as_str(), Content::Text(String::new()), new)
         }
         ChangeKind::Deleted => {
@@ -72,7 +126,7 @@ fn render(
                 "deleted file mode {:o}",
                 old_mode.unwrap_or(0o100644)
             );
-            let old = content(original, change)?;
+            let old = content(original, change, spending)?;
             (a.as_str(), "/dev/null", old, Content::Text(String::new()))
         }
         ChangeKind::Modified => {
@@ -90,16 +144,23 @@ fn render(
                 }
                 return Ok(());
             }
-            let old = content(original, change)?;
-            let new = content(view, change)?;
+            let old = content(original, change, spending)?;
+            let new = match old {
+                Content::OverBudget => Content::OverBudget,
+                _ => content(view, change, spending)?,
+            };
             (a.as_str(), b.as_str(), old, new)
         }
     };
     patch.text.push_str(&header);
     match (old, new) {
+        (Content::OverBudget, _) | (_, Content::OverBudget) => {
+            let _ = writeln!(patch.text, "{NOT_DIFFED}");
+            patch.not_diffed.push(change.path.clone());
+        }
         (Content::Text(old), Content::Text(new)) => {
             if old != new {
-                hunks(patch, old_label, new_label, &old, &new);
+                hunks(patch, old_label, new_label, &old, &new, spending.deadline);
             }
         }
         _ => {
@@ -112,11 +173,18 @@ fn render(
     Ok(())
 }
 
-fn hunks(patch: &mut Patch, old_label: &str, new_label: &str, old: &str, new: &str) {
-    // A pathological pair of files degrades to a larger but still correct diff after 5 s.
+fn hunks(
+    patch: &mut Patch,
+    old_label: &str,
+    new_label: &str,
+    old: &str,
+    new: &str,
+    deadline: Instant,
+) {
+    // A pathological pair of files degrades to a larger but still correct diff at the deadline.
     let diff = TextDiff::configure()
         .algorithm(Algorithm::Myers)
-        .timeout(Duration::from_secs(5))
+        .deadline(deadline)
         .diff_lines(old, new);
     let _ = writeln!(patch.text, "--- {}", label(old_label));
     let _ = writeln!(patch.text, "+++ {}", label(new_label));
@@ -134,9 +202,17 @@ fn hunks(patch: &mut Patch, old_label: &str, new_label: &str, old: &str, new: &s
 }
 
 /// The content of the entry's path under `root`: a symlink's target (one line, no newline,
-/// as git shows it), or a file's bytes, opened without following symlinks.
-fn content(root: &Root, change: &Change) -> Result<Content, WorkspaceError> {
+/// as git shows it), or a file's bytes, opened without following symlinks. `OverBudget`, unread,
+/// past the deadline or when the file is larger than the bytes left.
+fn content(
+    root: &Root,
+    change: &Change,
+    spending: &mut Spending,
+) -> Result<Content, WorkspaceError> {
     let path = &change.path;
+    if Instant::now() >= spending.deadline {
+        return Ok(Content::OverBudget);
+    }
     if change.file_type == FileType::Symlink {
         let (dir, name) = root.parent(path)?;
         let target = nix::fcntl::readlinkat(&dir, name)
@@ -148,10 +224,25 @@ fn content(root: &Root, change: &Change) -> Result<Content, WorkspaceError> {
     }
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
     let fd = root.open_beneath(path, flags, Mode::empty())?;
+    let file = std::fs::File::from(fd);
+    let read_error = |error| WorkspaceError::read("read", root.path().join(path), error);
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > spending.bytes_left {
+        return Ok(Content::OverBudget);
+    }
+    // One byte more than is left tells a file that grew since it was measured from one that
+    // fits exactly.
     let mut bytes = Vec::new();
-    std::fs::File::from(fd)
+    file.take(spending.bytes_left.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|error| WorkspaceError::read("read", root.path().join(path), error))?;
+        .map_err(read_error)?;
+    let read = bytes.len() as u64;
+    spending.bytes_read += read;
+    if read > spending.bytes_left {
+        spending.bytes_left = 0;
+        return Ok(Content::OverBudget);
+    }
+    spending.bytes_left -= read;
     let probe = bytes.len().min(BINARY_PROBE as usize);
     if bytes[..probe].contains(&0) {
         return Ok(Content::Binary);

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::scenario::{self, *};
 use super::*;
 use crate::workspace::patch::quote;
+use crate::workspace::{DiffBudget, NOT_DIFFED};
 
 const GIT: &str = "/usr/local/bin/git";
 
@@ -42,12 +44,16 @@ fn git_apply_turns_the_original_into_the_view_for_every_text_scenario() {
         let run = run_both(scenario);
         let patch = run
             .changes
-            .patch(run.original.path(), run.copy.path())
+            .patch(run.original.path(), run.copy.path(), DiffBudget::default())
             .unwrap();
         // An unmounted overlay's upper dir holds every new content the patch needs.
         let from_upper = run
             .changes
-            .patch(run.original.path(), &run.overlay.upper())
+            .patch(
+                run.original.path(),
+                &run.overlay.upper(),
+                DiffBudget::default(),
+            )
             .unwrap();
         assert_eq!(from_upper, patch, "{name}");
 
@@ -77,7 +83,7 @@ fn patch_text_is_what_git_would_print() {
     });
     let patch = run
         .changes
-        .patch(run.original.path(), run.copy.path())
+        .patch(run.original.path(), run.copy.path(), DiffBudget::default())
         .unwrap();
     let expected = "\
 diff --git a/README.md b/README.md
@@ -133,7 +139,7 @@ fn edit_counts_lines_with_three_lines_of_context() {
     let run = run_both(edit);
     let patch = run
         .changes
-        .patch(run.original.path(), run.copy.path())
+        .patch(run.original.path(), run.copy.path(), DiffBudget::default())
         .unwrap();
     assert_eq!((patch.lines_added, patch.lines_removed), (2, 1));
     assert!(
@@ -149,7 +155,7 @@ fn binary_files_are_named_not_diffed() {
     let run = run_both(binary);
     let patch = run
         .changes
-        .patch(run.original.path(), run.copy.path())
+        .patch(run.original.path(), run.copy.path(), DiffBudget::default())
         .unwrap();
     assert!(patch
         .text
@@ -179,7 +185,123 @@ fn a_mode_change_git_cannot_express_renders_nothing() {
     assert_eq!(run.changes.mode_changed(), ["src/main.rs"]);
     let patch = run
         .changes
-        .patch(run.original.path(), run.copy.path())
+        .patch(run.original.path(), run.copy.path(), DiffBudget::default())
         .unwrap();
     assert_eq!(patch.text, "");
+}
+
+/// The budget counts the bytes of both sides of every file diffed, over the whole change set:
+/// a file larger than what is left is skipped unread and named, and smaller ones after it
+/// still fit.
+#[test]
+fn files_past_the_byte_budget_are_named_and_marked_not_diffed() {
+    let run = run_both(|root| {
+        write(&root.join("a.txt"), "a\n");
+        write(&root.join("big.txt"), "x\n".repeat(1000));
+        write(&root.join("c.txt"), "c\n");
+    });
+    let budget = DiffBudget {
+        time: Duration::from_secs(3600),
+        bytes: 100,
+    };
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path(), budget)
+        .unwrap();
+    assert_eq!(patch.not_diffed, ["big.txt"]);
+    assert_eq!(
+        patch.bytes_read, 4,
+        "a.txt and c.txt, not one byte of big.txt"
+    );
+    assert_eq!((patch.lines_added, patch.lines_removed), (2, 0));
+    assert!(
+        patch.text.contains(&format!(
+            "diff --git a/big.txt b/big.txt\nnew file mode 100644\n{NOT_DIFFED}\n"
+        )),
+        "{}",
+        patch.text
+    );
+    assert!(!patch.text.contains("+x"), "{}", patch.text);
+    assert!(patch.text.contains("+c\n"), "{}", patch.text);
+}
+
+/// A modified file needs its old and its new content: a budget one byte short of both leaves
+/// it out, one that covers both diffs it.
+#[test]
+fn a_modified_file_is_diffed_only_when_the_budget_covers_both_sides() {
+    let run = run_both(scenario::edit);
+    let size = |root: &Path| std::fs::metadata(root.join("src/lib.rs")).unwrap().len();
+    let both = size(run.original.path()) + size(run.copy.path());
+    let with = |bytes: u64| {
+        let budget = DiffBudget {
+            time: Duration::from_secs(3600),
+            bytes,
+        };
+        run.changes
+            .patch(run.original.path(), run.copy.path(), budget)
+            .unwrap()
+    };
+    let enough = with(both);
+    assert!(enough.not_diffed.is_empty(), "{enough:?}");
+    assert_eq!(enough.bytes_read, both);
+    assert_eq!((enough.lines_added, enough.lines_removed), (2, 1));
+    let short = with(both - 1);
+    assert_eq!(short.not_diffed, ["src/lib.rs"]);
+    assert_eq!((short.lines_added, short.lines_removed), (0, 0));
+}
+
+/// A time budget of nothing is spent before the first file: every changed file is named, none
+/// is read, and the real `git apply` refuses the patch whole rather than apply part of it.
+#[test]
+fn a_spent_time_budget_diffs_nothing_and_git_apply_refuses_the_patch() {
+    let run = run_both(|root| {
+        scenario::edit(root);
+        scenario::create(root);
+    });
+    let budget = DiffBudget {
+        time: Duration::ZERO,
+        bytes: u64::MAX,
+    };
+    let patch = run
+        .changes
+        .patch(run.original.path(), run.copy.path(), budget)
+        .unwrap();
+    assert_eq!(
+        patch.not_diffed,
+        [
+            "added/deep/x.txt",
+            "added/empty.txt",
+            "src/lib.rs",
+            "src/new.rs"
+        ]
+    );
+    assert_eq!(patch.bytes_read, 0);
+    assert_eq!((patch.lines_added, patch.lines_removed), (0, 0));
+
+    let fresh = tempfile::tempdir().unwrap();
+    copy_tree(run.original.path(), fresh.path());
+    let mut child = Command::new(GIT)
+        .args(["apply", "--check", "-p1", "-"])
+        .current_dir(fresh.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(patch.text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        !output.status.success(),
+        "git apply took a patch with files left out:\n{}",
+        patch.text
+    );
+    assert_eq!(
+        git_snapshot(fresh.path()),
+        git_snapshot(run.original.path())
+    );
 }
