@@ -453,3 +453,48 @@ fn project_files_are_not_read_through_symlinks() {
     assert_eq!(ran.code, 2, "{ran:?}");
     assert!(ran.stderr.contains("symlink"), "{ran:?}");
 }
+
+/// A pull request that lists the tracked file holding its key in `.gitignore` does not hide
+/// it from the secret scan: the scan reads every tracked file whatever the ignore files say.
+#[test]
+fn the_secret_scan_reads_tracked_files_that_an_ignore_file_hides() {
+    let ws = Workspace::new();
+    put(
+        &ws,
+        "sandbox.toml",
+        "[[gate]]\nname = \"secrets\"\nuses = \"secret-scan\"\n",
+    );
+    let key = ["AKIA", "ZXCVBNMLKJHGFDSA"].concat();
+    put(&ws, "app.py", &format!("key = \"{key}\"\n"));
+    let git = |args: &[&str]| {
+        let ran = run(std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "safe.directory=*",
+            ])
+            .args(args)
+            .current_dir(ws.path()));
+        assert_eq!(ran.code, 0, "git {args:?}: {ran:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "app.py", "sandbox.toml"]);
+    git(&["commit", "-qm", "base"]);
+    put(&ws, ".gitignore", "app.py\n");
+    let ran = gate(&ws, &["--backend", "native"]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let verdict = verdict(&ran);
+    let secrets = verdict["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|gate| gate["name"] == "secrets"))
+        .expect("the secrets gate");
+    assert!(
+        secrets["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["path"] == "app.py")),
+        "{ran:?}"
+    );
+}

@@ -136,7 +136,7 @@ pub fn secret_scan(config: &SecretScanConfig, ws: &Workspace<'_>) -> Result<Pars
     };
     let mut parsed = Parsed::default();
     let mut counts = Counts::default();
-    for file in walk::files(ws.root, ws.paths)? {
+    for file in walk::files_and_tracked(ws.root, ws.paths)? {
         if exclude.is_match(&file.rel) {
             continue;
         }

@@ -69,6 +69,60 @@ pub(crate) fn files(root: &Path, paths: &[String]) -> Result<Vec<WalkedFile>, Pa
     Ok(files)
 }
 
+/// Like [`files`], plus every file git tracks under `root` that an ignore file hides: a
+/// change must not be able to hide a tracked file from the secret scan by appending it to
+/// `.gitignore` (issue 15). Without git or a repository, just [`files`].
+pub(crate) fn files_and_tracked(
+    root: &Path,
+    paths: &[String],
+) -> Result<Vec<WalkedFile>, ParseError> {
+    let mut files = files(root, paths)?;
+    let keep = if paths.is_empty() {
+        None
+    } else {
+        Some(glob_set(paths, "paths")?)
+    };
+    let listed = std::process::Command::new("git")
+        .args(["-c", "safe.directory=*", "-c", "core.fsmonitor=false"])
+        .args(["ls-files", "-z", "--cached", "--", "."])
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Some(listed) = listed.ok().filter(|output| output.status.success()) else {
+        return Ok(files);
+    };
+    let mut added = false;
+    for rel in listed.stdout.split(|byte| *byte == 0) {
+        let Ok(rel) = std::str::from_utf8(rel) else {
+            continue;
+        };
+        if rel.is_empty()
+            || files.iter().any(|file| file.rel == rel)
+            || keep.as_ref().is_some_and(|set| !set.is_match(rel))
+        {
+            continue;
+        }
+        let path = root.join(rel);
+        // Not followed: a tracked symlink is not its target's content.
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.is_file() {
+            files.push(WalkedFile {
+                rel: rel.to_owned(),
+                path,
+                size: metadata.len(),
+            });
+            added = true;
+        }
+    }
+    if added {
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    }
+    Ok(files)
+}
+
 pub(crate) fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.to_string_lossy().replace('\\', "/")
