@@ -113,10 +113,22 @@ impl Project {
         )
     }
 
-    /// `sandbox exec --profile PROFILE -- true`, which must fail before running anything.
+    /// `sandbox exec --profile PROFILE -- true`, which must fail before running anything. The
+    /// workspace is a directory of its own, so that a profile file of the test is the
+    /// operator's (one inside the workspace would be the project's: see tests/trust.rs).
     fn exec_refused(&self, profile: &Path) -> Ran {
         let profile = profile.to_str().expect("utf-8 path");
-        let ran = self.sandbox(&["exec", "--profile", profile, "--", "true"]);
+        let workspace = self.root().join("home");
+        let workspace = workspace.to_str().expect("utf-8 path");
+        let ran = self.sandbox(&[
+            "exec",
+            "--profile",
+            profile,
+            "--workspace",
+            workspace,
+            "--",
+            "true",
+        ]);
         assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
         ran
     }
@@ -413,7 +425,7 @@ fn project_profile_is_found_by_name() {
     let shown = project.show_json("mine");
     assert_eq!(shown["description"], "project profile", "{shown:#}");
     assert_eq!(shown["limits"]["pids"], 77, "{shown:#}");
-    assert_eq!(shown["sources"][0]["kind"], "file", "{shown:#}");
+    assert_eq!(shown["sources"][0]["kind"], "project", "{shown:#}");
     assert!(
         shown["sources"][0]["at"]
             .as_str()
@@ -426,12 +438,13 @@ fn project_profile_is_found_by_name() {
 fn project_profile_can_override_one_field_of_the_builtin_of_its_name() {
     let builtin = Project::new().show_json("strict");
     let project = Project::new();
+    // Narrower, as a project's profile must be (a wider one is refused: tests/trust.rs).
     project.local_profile(
         "strict",
-        "extends = \"strict\"\n[limits]\nmemory = \"3G\"\n",
+        "extends = \"strict\"\n[limits]\nmemory = \"512M\"\n",
     );
     let mut shown = project.show_json("strict");
-    assert_eq!(shown["limits"]["memory"], "3G", "{shown:#}");
+    assert_eq!(shown["limits"]["memory"], "512M", "{shown:#}");
     assert_eq!(shown["sources"][1]["kind"], "builtin", "{shown:#}");
     // Everything else is the built-in's, field by field.
     shown["limits"]["memory"] = builtin["limits"]["memory"].clone();

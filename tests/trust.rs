@@ -498,3 +498,33 @@ fn the_secret_scan_reads_tracked_files_that_an_ignore_file_hides() {
         "{ran:?}"
     );
 }
+
+/// A profile whose parse error quotes a line holding a secret's value: the refusal, on stderr
+/// and in the Outcome, says `[REDACTED:NAME]` instead (every message passes the redactor).
+#[test]
+fn a_refusal_quoting_a_secret_is_redacted() {
+    const VALUE: &str = "quoted-secret-4d1e";
+    let ws = Workspace::new();
+    put(
+        &ws,
+        "bad.toml",
+        &format!("[limits]\nmemroy = \"{VALUE}\"\n"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("bad.toml");
+    std::fs::write(&profile, format!("[limits]\nmemroy = \"{VALUE}\"\n")).expect("write");
+    let ran = run(sandbox_command(&["exec", "--output", "json", "--profile"])
+        .arg(&profile)
+        .args(["--secret", "TOKEN=env:TRUST_TEST_VALUE", "--workspace"])
+        .arg(ws.path())
+        .args(["--", "true"])
+        .env("TRUST_TEST_VALUE", VALUE));
+    assert_eq!(ran.code, 125, "{ran:?}");
+    assert!(
+        ran.stderr.contains("memroy"),
+        "the error is the parse error: {ran:?}"
+    );
+    assert!(!ran.stderr.contains(VALUE), "{ran:?}");
+    assert!(!ran.stdout.contains(VALUE), "{ran:?}");
+    assert!(ran.stderr.contains("[REDACTED:TOKEN]"), "{ran:?}");
+}

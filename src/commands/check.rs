@@ -14,7 +14,9 @@ use sandbox_gates::{GateResult, Verdict, VerdictStatus};
 use sandbox_runtime::profile::WorkspaceMode;
 use sandbox_runtime::{audit, JobSpec, Outcome, OutputMode, Status};
 
-use super::exec::{profile_and_overrides, recorded_failure, writable_audit_log, Refusal};
+use super::exec::{
+    flag_redactor, profile_and_overrides, recorded_failure, writable_audit_log, Refusal,
+};
 use super::gate::{self, refuse, CONFIG_ERROR, INFRASTRUCTURE_ERROR};
 use super::watch::Watcher;
 use crate::cli::{CheckArgs, GateSelection, OutputFormat, ReportArgs};
@@ -31,10 +33,11 @@ pub fn run_reporting(args: CheckArgs) -> anyhow::Result<u8> {
     let profile = args.exec.profile.clone();
     let command = args.exec.command.clone();
     let workspace = args.exec.workspace.clone();
+    let redactor = flag_redactor(&args.exec);
     Ok(run(args).unwrap_or_else(|error| {
         refused.verdict(
             Outcome::unresolved(&profile, command, workspace.as_deref()),
-            Refusal::new(error, None),
+            Refusal::new(error, Some(&redactor)),
             Vec::new(),
             BTreeMap::new(),
         )

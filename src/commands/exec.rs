@@ -25,10 +25,22 @@ pub fn run_reporting(args: ExecArgs) -> u8 {
     let profile = args.profile.clone();
     let command = args.command.clone();
     let workspace = args.workspace.clone();
+    let redactor = flag_redactor(&args);
     run(args).unwrap_or_else(|error| {
         let outcome = Outcome::unresolved(&profile, command, workspace.as_deref());
-        delivery.refuse(outcome, Refusal::new(error, None))
+        delivery.refuse(outcome, Refusal::new(error, Some(&redactor)))
     })
+}
+
+/// The `--secret` values that can be read, for redacting a refusal that came before the spec:
+/// every message we print passes the redactor (DESIGN §12), a profile's parse error included.
+pub(super) fn flag_redactor(args: &ExecArgs) -> Redactor {
+    let secrets: Vec<Secret> = args
+        .secret
+        .iter()
+        .filter_map(|flag| Secret::from_flag(flag).ok())
+        .collect();
+    Redactor::new(&secrets)
 }
 
 /// Fails only before the JobSpec exists; from there on a refusal is reported with the spec's

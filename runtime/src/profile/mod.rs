@@ -349,8 +349,7 @@ impl Lookup {
         let mut layers: Vec<(ProfileSource, toml::Table, String)> = Vec::new();
         let mut next = Some((name_or_path.to_owned(), None::<(ProfileSource, String)>));
         while let Some((reference, referrer)) = next.take() {
-            let seen: Vec<&ProfileSource> = layers.iter().map(|(source, _, _)| source).collect();
-            let located = self.locate(&reference, &seen);
+            let located = self.locate(&reference, referrer.as_ref().map(|(source, _)| source));
             let (source, text) = match (located, referrer) {
                 (Ok(found), _) => found,
                 (Err(error), None) => return Err(error),
@@ -391,25 +390,23 @@ impl Lookup {
         })
     }
 
-    /// Finds the text of a profile, given the layers `seen` so far (the referrer last). A file
+    /// Finds the text of a profile `referrer` (if any) extends. A file
     /// that extends its own name (`.sandbox/profiles/strict.toml` with `extends = "strict"`)
     /// continues the search after itself, so users can tweak a built-in.
     fn locate(
         &self,
         reference: &str,
-        seen: &[&ProfileSource],
+        referrer: Option<&ProfileSource>,
     ) -> Result<(ProfileSource, String), ProfileError> {
-        let referrer = seen.last().copied();
         if is_path(reference) {
             return self.locate_path(reference, referrer);
         }
         let file_name = format!("{reference}.toml");
         if let Some(project) = &self.project {
             let candidate = project.root.join(PROJECT_PROFILES).join(&file_name);
-            // Already in the chain: a project file extending a name the project also defines
-            // means the operator's profile of that name (a built-in, tweaked).
-            let candidate_source = ProfileSource::Project(candidate.clone());
-            if !seen.contains(&&candidate_source) {
+            // A project file extending its own name means the operator's profile of that name
+            // (a built-in, tightened).
+            if referrer != Some(&ProfileSource::Project(candidate.clone())) {
                 if let Some(text) = read_project(&project.root, &candidate)? {
                     return Ok((ProfileSource::Project(candidate), text));
                 }
@@ -826,15 +823,15 @@ mod tests {
     #[test]
     fn a_widening_in_an_inline_table_or_a_middle_layer_is_found() {
         let (_dir, lookup) = project(&[
-            (".sandbox/profiles/strict.toml", "extends = \"base\"\n"),
+            (".sandbox/profiles/mine.toml", "extends = \"base\"\n"),
             (
                 ".sandbox/profiles/base.toml",
-                "extends = \"strict\"\nfilesystem = { workspace = { mount = \"/workspace\", mode = \"rw\" } }\n",
+                "extends = \"standard\"\nprocess = { env = { pass = [\"PATH\"] }, user = \"0:0\" }\n",
             ),
         ]);
-        let text = lookup.load("strict").unwrap_err().to_string();
+        let text = lookup.load("mine").unwrap_err().to_string();
         assert!(text.contains("base.toml:2:"), "{text}");
-        assert!(text.contains("filesystem.workspace.mode"), "{text}");
+        assert!(text.contains("`process.user`"), "{text}");
     }
 
     #[test]
