@@ -783,3 +783,112 @@ pub fn ask_version(command: &[String]) -> Result<String, String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_of(dir: &Path) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new();
+        hash_tree(&mut hasher, dir, top_level_git).unwrap();
+        hash_git(&mut hasher, dir).unwrap();
+        hasher.finalize()
+    }
+
+    /// Content, modes, symlink targets and nested build directories count; mtimes and the
+    /// top-level `.git/objects` do not.
+    #[test]
+    fn the_tree_key_sees_what_can_change_a_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("pkg/target")).unwrap();
+        std::fs::create_dir_all(root.join(".git/objects/ab")).unwrap();
+        std::fs::write(root.join("pkg/a.py"), "x = 1\n").unwrap();
+        let mut seen = vec![tree_of(root)];
+        let changed = |what: &str, seen: &mut Vec<blake3::Hash>| {
+            let now = tree_of(root);
+            assert!(!seen.contains(&now), "{what} did not change the key");
+            seen.push(now);
+        };
+        std::fs::write(root.join("pkg/target/x.py"), "eval(1)\n").unwrap();
+        changed("a file under a nested target/", &mut seen);
+        std::fs::set_permissions(
+            root.join("pkg/a.py"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        changed("the exec bit", &mut seen);
+        std::os::unix::fs::symlink("a.py", root.join("pkg/link")).unwrap();
+        changed("a new symlink", &mut seen);
+        std::fs::remove_file(root.join("pkg/link")).unwrap();
+        std::os::unix::fs::symlink("target/x.py", root.join("pkg/link")).unwrap();
+        changed("a symlink's target", &mut seen);
+        std::fs::create_dir(root.join("empty")).unwrap();
+        changed("an empty directory", &mut seen);
+        std::fs::write(root.join(".git/info-exclude"), "*.py\n").unwrap();
+        changed("the git directory", &mut seen);
+        let last = tree_of(root);
+        std::fs::write(root.join("pkg/a.py"), "x = 1\n").unwrap();
+        std::fs::write(root.join(".git/objects/ab/cdef"), "blob").unwrap();
+        assert_eq!(
+            tree_of(root),
+            last,
+            "same bytes, new mtime, or a new object"
+        );
+    }
+
+    #[test]
+    fn a_path_below_the_workspace_is_inside_it_however_it_is_spelt() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(workspace.join("real")).unwrap();
+        std::os::unix::fs::symlink(workspace.join("real"), workspace.join("link")).unwrap();
+        for inside in ["link/not-yet/sandbox", ".cache/sandbox", "real/../x"] {
+            let path = existing_prefix(&workspace.join(inside));
+            assert!(within(&path, &workspace), "{inside}: {}", path.display());
+        }
+        let outside = existing_prefix(&workspace.join("../elsewhere/sandbox"));
+        assert!(!within(&outside, &workspace), "{}", outside.display());
+    }
+
+    /// Only a 0600 regular file of ours, of 32 bytes, is a key; a new one is made 0600.
+    #[test]
+    fn the_secret_is_made_private_and_a_shared_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join(KEY_FILE);
+        let made = secret(&key).unwrap();
+        assert_eq!(secret(&key).unwrap(), made);
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(secret(&key).unwrap_err().contains("mode 640"));
+        let elsewhere = dir.path().join("chosen");
+        std::fs::rename(&key, &elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+        assert!(secret(&key).is_err(), "a symlinked key was followed");
+    }
+
+    /// An entry edited, or written under another secret, reads as nothing and is removed.
+    #[test]
+    fn an_entry_that_fails_its_mac_is_a_miss_and_removed() {
+        let (base, workspace) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = Store::open(base.path(), workspace.path()).unwrap();
+        store.write("entry", b"{\"status\":\"fail\"}").unwrap();
+        assert_eq!(store.read("entry").unwrap(), b"{\"status\":\"fail\"}");
+        let path = store.dir.join("entry");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("fail", "pass")).unwrap();
+        assert_eq!(store.read("entry"), None);
+        assert!(!path.exists(), "the bad entry was kept");
+        let other = tempfile::tempdir().unwrap();
+        let theirs = Store::open(other.path(), workspace.path()).unwrap();
+        theirs.write("entry", b"{\"status\":\"pass\"}").unwrap();
+        std::fs::copy(theirs.dir.join("entry"), &path).unwrap();
+        assert_eq!(
+            store.read("entry"),
+            None,
+            "another key's entry was believed"
+        );
+    }
+}
