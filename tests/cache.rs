@@ -393,6 +393,33 @@ fn a_changed_custom_tool_reruns_the_gate() {
     assert!(!changed.cached("inside"), "{changed:?}");
 }
 
+/// A config file only the gate's arguments name (`bandit -c conf/bandit.yml`), outside every
+/// preset's list of config files: changing it changes bandit's answer, and the gate reruns.
+#[test]
+fn a_config_file_named_in_args_is_part_of_the_key() {
+    if !Path::new("/opt/sandbox-tools/bin/bandit").exists() {
+        common::skip("bandit is missing: run scripts/setup");
+        return;
+    }
+    let cache = CacheHome::new();
+    let workspace = project(
+        "[[gate]]\nname = \"security\"\nuses = \"bandit\"\nargs = [\"-c\", \"conf/bandit.yml\", \".\"]\n",
+    );
+    put(workspace.path(), "app.py", "x = eval(input())\n");
+    put(workspace.path(), "conf/bandit.yml", "skips: ['B307']\n");
+    let skipped = gate(cache.path(), workspace.path(), &[]);
+    assert_eq!(skipped.status("security"), "pass", "{skipped:?}");
+    assert!(gate(cache.path(), workspace.path(), &[]).cached("security"));
+    put(workspace.path(), "conf/bandit.yml", "skips: []\n");
+    let checked = gate(cache.path(), workspace.path(), &[]);
+    assert_eq!(
+        checked.status("security"),
+        "fail",
+        "bandit's old answer was kept: {checked:?}"
+    );
+    assert!(!checked.cached("security"), "{checked:?}");
+}
+
 /// The key holds the backend and the image: a native result is not the docker job's answer.
 #[test]
 fn a_result_from_the_other_backend_is_not_reused() {
