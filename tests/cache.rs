@@ -420,6 +420,84 @@ fn a_config_file_named_in_args_is_part_of_the_key() {
     assert!(!checked.cached("security"), "{checked:?}");
 }
 
+/// The attack on timing: a file changes while its gate runs (an editor saving, a second
+/// process). The result was judged on the new content, so it is not kept under the old tree's
+/// key: put back, the old content is judged afresh, never handed the new content's pass.
+#[test]
+fn a_tree_changed_while_the_gates_ran_is_not_cached() {
+    use std::io::BufRead;
+    let cache = CacheHome::new();
+    let signals = tempfile::Builder::new()
+        .prefix("sandbox-go-")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir");
+    std::fs::set_permissions(signals.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let go = signals.path().join("go");
+    // Waits, outside the tree (the job sees /var/tmp), until the test has changed the tree.
+    let workspace = project(&format!(
+        "[[gate]]\nname = \"state\"\ncommand = [\"sh\", \"-c\", \"while [ ! -e {} ]; do sleep 0.05; done; \
+         grep -q '^ok$' state.txt || {{ echo 'state.txt:1: not ok' >&2; exit 1; }}\"]\n",
+        go.display()
+    ));
+    workspace.write("state.txt", "broken\n");
+    let mut child = sandbox_command(&[
+        "gate",
+        "--backend",
+        "native",
+        "--output",
+        "json",
+        "--events",
+    ])
+    .arg("--workspace")
+    .arg(workspace.path())
+    .env("XDG_CACHE_HOME", cache.path())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn sandbox gate");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut lines = stderr.lines();
+    // `gate_started` comes after the tree was read for the keys.
+    for line in lines.by_ref() {
+        if line.expect("read stderr").contains("\"gate_started\"") {
+            break;
+        }
+    }
+    workspace.write("state.txt", "ok\n");
+    std::fs::write(&go, "").expect("signal the gate");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let output = child.wait_with_output().expect("wait for sandbox gate");
+    let verdict = common::verdict_from(&output.stdout);
+    let raced = Judged {
+        ran: Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: rest.join("\n"),
+        },
+        verdict,
+    };
+    assert_eq!(raced.status("state"), "pass", "{raced:?}");
+    assert!(
+        raced
+            .reason("state")
+            .contains("changed while the gates ran"),
+        "the Verdict does not say why it was not cached: {raced:?}"
+    );
+    workspace.write("state.txt", "broken\n");
+    let back = gate(cache.path(), workspace.path(), &[]);
+    assert_eq!(
+        back.ran.code, 1,
+        "the old tree was handed the new one's pass: {back:?}"
+    );
+    assert_eq!(
+        (back.status("state"), back.cached("state")),
+        ("fail", false),
+        "{back:?}"
+    );
+}
+
 /// The key holds the backend and the image: a native result is not the docker job's answer.
 #[test]
 fn a_result_from_the_other_backend_is_not_reused() {
