@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use sandbox_runtime::profile::BackendChoice;
+use sandbox_runtime::profile::{BackendChoice, HumanDuration};
 
 use crate::config::GateSpec;
 use crate::verdict::GateResult;
@@ -54,6 +54,9 @@ pub struct Job<'a> {
     pub gate: &'a GateSpec,
     /// The profile the job runs with (the gate's or the default).
     pub profile: &'a str,
+    /// How long the tool may take (the gate's or the default): a shorter one can turn a pass
+    /// into an error.
+    pub timeout: HumanDuration,
     /// `--backend`, when given.
     pub backend: Option<&'a str>,
     /// Our own binary: it runs every job and is the tool of a built-in gate.
@@ -125,6 +128,7 @@ impl Cache {
         key.part(&serde_json::to_vec(gate).map_err(|e| e.to_string())?);
         key.part(job.extra);
         key.part(self.program(job.sandbox)?.as_bytes());
+        key.part(job.timeout.to_string().as_bytes());
         key.part(job.profile.as_bytes());
         let profile = sandbox_runtime::profile::load(job.profile);
         match &profile {
@@ -143,8 +147,12 @@ impl Cache {
             Err(error) => key.part(error.to_string().as_bytes()),
         }
         if gate.builtin().is_some() {
-            // Built-in gates always run natively (runner::run_in_job); our binary is the tool.
+            // Built-in gates always run natively (runner::run_in_job); our binary is the tool,
+            // and it asks the host's git for changes and ignore rules.
             key.part(b"native");
+            for identity in self.programs_of(&["git".to_owned()], &host_path())? {
+                key.part(identity.as_bytes());
+            }
         } else {
             let image = profile
                 .as_ref()

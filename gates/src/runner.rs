@@ -229,6 +229,7 @@ impl Runner {
         let job = crate::cache::Job {
             gate,
             profile: gate.profile.as_deref().unwrap_or(&defaults.profile),
+            timeout: gate.timeout.unwrap_or(defaults.timeout),
             backend: self.backend.as_deref(),
             sandbox: &self.sandbox,
             extra: &extra,
