@@ -46,7 +46,10 @@ pub struct Cache {
     /// The installed tools' fingerprint, taken once per run.
     tools: OnceLock<String>,
     /// Image -> the backend an `auto` or `docker` job runs on, asked once per run.
-    engines: Mutex<HashMap<String, String>>,
+    engines: Mutex<HashMap<String, Result<String, String>>>,
+    /// Key -> the backend it assumed the job runs on: the runtime asks the engine again, and
+    /// a result from the other backend is not kept under this key.
+    backends: Mutex<HashMap<String, &'static str>>,
 }
 
 /// What the runner knows about one gate job, beyond the gate itself.
@@ -103,6 +106,7 @@ impl Cache {
             programs: Mutex::new(HashMap::new()),
             tools: OnceLock::new(),
             engines: Mutex::new(HashMap::new()),
+            backends: Mutex::new(HashMap::new()),
         }
     }
 
@@ -146,13 +150,14 @@ impl Cache {
             }
             Err(error) => key.part(error.to_string().as_bytes()),
         }
-        if gate.builtin().is_some() {
+        let backend = if gate.builtin().is_some() {
             // Built-in gates always run natively (runner::run_in_job); our binary is the tool,
             // and it asks the host's git for changes and ignore rules.
             key.part(b"native");
             for identity in self.programs_of(&["git".to_owned()], &host_path())? {
                 key.part(identity.as_bytes());
             }
+            "native"
         } else {
             let image = profile
                 .as_ref()
@@ -166,16 +171,26 @@ impl Cache {
                     .unwrap_or("auto")
                     .to_owned(),
             };
-            key.part(self.backend(&choice, image.unwrap_or_default()).as_bytes());
+            let backend = self.backend(&choice, image.unwrap_or_default())?;
+            key.part(backend.as_bytes());
             key.part(self.tools().as_bytes());
             for identity in self.programs_of(&gate.command, &job_path(&gate.command))? {
                 key.part(identity.as_bytes());
             }
-        }
+            if backend.starts_with("docker") {
+                "docker"
+            } else {
+                "native"
+            }
+        };
         if !gate.version.is_empty() {
             key.part(self.version(&gate.version, store)?.as_bytes());
         }
-        Ok(key.name(store))
+        let name = key.name(store);
+        if let Ok(mut backends) = self.backends.lock() {
+            backends.insert(name.clone(), backend);
+        }
+        Ok(name)
     }
 
     pub fn get(&self, key: &str) -> Option<GateResult> {
@@ -186,9 +201,22 @@ impl Cache {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Stores `result` under `key`, replacing what was there.
+    /// Stores `result` under `key`, replacing what was there, if its job ran on the backend
+    /// the key says.
     pub fn put(&self, key: &str, result: &GateResult) -> Result<(), String> {
         let store = self.store.as_ref()?;
+        let keyed = self.backends.lock().ok().and_then(|b| b.get(key).copied());
+        let ran = result.outcome.as_ref().map(|outcome| &outcome["backend"]);
+        match (keyed, ran) {
+            (Some(keyed), Some(ran)) if ran == keyed => {}
+            (keyed, ran) => {
+                return Err(format!(
+                    "the job ran on {}, the key assumed {}",
+                    ran.and_then(|r| r.as_str()).unwrap_or("no backend"),
+                    keyed.unwrap_or("none")
+                ))
+            }
+        }
         let bytes = serde_json::to_vec(result).map_err(|e| e.to_string())?;
         store.write(key, &bytes)
     }
@@ -334,15 +362,12 @@ impl Cache {
     /// The backend a tool gate's job runs on, as the runtime will choose it, with the image's
     /// id when that is docker: a result from the other backend, or from another build of the
     /// image under the same tag, is not this job's.
-    fn backend(&self, choice: &str, image: &str) -> String {
+    fn backend(&self, choice: &str, image: &str) -> Result<String, String> {
         if choice == "native" {
-            return "native".into();
+            return Ok("native".into());
         }
-        let mut engines = match self.engines.lock() {
-            Ok(engines) => engines,
-            Err(_) => return format!("{choice} unknown"),
-        };
-        engines
+        let mut engines = self.engines.lock().map_err(|_| "engine answers poisoned")?;
+        let answer = engines
             .entry(format!("{choice}\0{image}"))
             .or_insert_with(|| {
                 let asked = sandbox_runtime::docker::engine_info(
@@ -350,16 +375,19 @@ impl Cache {
                     sandbox_runtime::AUTO_ENGINE_TIMEOUT,
                 );
                 match (choice, asked) {
-                    (_, Ok(engine)) if engine.image_id.is_some() => {
-                        format!("docker {image} {}", engine.image_id.unwrap_or_default())
-                    }
+                    (_, Ok(engine)) if engine.image_id.is_some() => Ok(format!(
+                        "docker {image} {}",
+                        engine.image_id.unwrap_or_default()
+                    )),
                     // `auto` falls back to native, as the runtime does.
-                    ("auto", _) => "native".into(),
-                    // The job cannot run: it will be an error, which is never cached.
-                    (_, _) => format!("docker {image} missing"),
+                    ("auto", _) => Ok("native".into()),
+                    // Which build of the image would run is unknown.
+                    (_, Ok(_)) => Err(format!("the docker engine has no image {image}")),
+                    (_, Err(why)) => Err(why),
                 }
             })
-            .clone()
+            .clone();
+        answer
     }
 }
 
