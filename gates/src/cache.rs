@@ -336,13 +336,13 @@ impl Cache {
                 .build();
             for entry in walker {
                 let Ok(entry) = entry else {
-                    hasher.update(b"unreadable");
+                    part(&mut hasher, b"unreadable");
                     continue;
                 };
                 let Ok(meta) = entry.path().symlink_metadata() else {
                     continue;
                 };
-                hasher.update(entry.path().as_os_str().as_encoded_bytes());
+                part(&mut hasher, entry.path().as_os_str().as_encoded_bytes());
                 for number in [
                     meta.ino(),
                     meta.size(),
@@ -463,8 +463,7 @@ impl Store {
 
     fn mac(&self, name: &str, body: &[u8]) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new_keyed(&self.macs);
-        hasher.update(&(name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
+        part(&mut hasher, name.as_bytes());
         hasher.update(body);
         hasher.finalize()
     }
@@ -473,14 +472,19 @@ impl Store {
 /// Length-prefixed parts, so that no two different lists of parts hash alike.
 struct Key(blake3::Hasher);
 
+/// Adds one length-prefixed part to `hasher`.
+fn part(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
 impl Key {
     fn new() -> Key {
         Key(blake3::Hasher::new())
     }
 
     fn part(&mut self, bytes: &[u8]) {
-        self.0.update(&(bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
+        part(&mut self.0, bytes);
     }
 
     /// The entry's name: keyed by the secret, so that a name cannot be computed, and a copied
@@ -642,10 +646,6 @@ fn hash_tree(
                 .map_or(true, |relative| !skip(relative))
         })
         .build();
-    let mut part = |bytes: &[u8]| {
-        hasher.update(&(bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
     // The root itself is where the tree is, not what it holds (a scratch view's root differs).
     for entry in walker.skip(1) {
         let entry = entry.map_err(|e| format!("reading the workspace: {e}"))?;
@@ -654,8 +654,8 @@ fn hash_tree(
             .symlink_metadata()
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let name = path.strip_prefix(root).map_err(|e| e.to_string())?;
-        part(name.as_os_str().as_encoded_bytes());
-        part(&(meta.mode() & 0o170_777).to_le_bytes());
+        part(hasher, name.as_os_str().as_encoded_bytes());
+        part(hasher, &(meta.mode() & 0o170_777).to_le_bytes());
         if meta.is_file() {
             let file = std::fs::OpenOptions::new()
                 .read(true)
@@ -666,11 +666,11 @@ fn hash_tree(
             content
                 .update_reader(file)
                 .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            part(content.finalize().as_bytes());
+            part(hasher, content.finalize().as_bytes());
         } else if meta.is_symlink() {
             let target =
                 std::fs::read_link(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            part(target.as_os_str().as_encoded_bytes());
+            part(hasher, target.as_os_str().as_encoded_bytes());
         }
     }
     Ok(())
@@ -681,49 +681,81 @@ fn top_level_git(relative: &Path) -> bool {
     relative == Path::new(".git")
 }
 
-/// A git directory's objects, which are named by their content and so say nothing a ref does
-/// not (but `objects/info`: alternates).
-fn git_objects(relative: &Path) -> bool {
-    let mut parts = relative.components();
-    parts.next() == Some(Component::Normal("objects".as_ref()))
-        && parts
-            .next()
-            .is_some_and(|part| part != Component::Normal("info".as_ref()))
-}
-
-/// A common git directory's objects and the other linked worktrees' own state.
-fn git_objects_or_worktrees(relative: &Path) -> bool {
-    git_objects(relative) || relative.starts_with("worktrees")
+/// Nothing below a tree is left out.
+fn nothing(_: &Path) -> bool {
+    false
 }
 
 /// The repository's state, for gates that ask git (a policy's `base`, untracked files, ignore
-/// rules in `.git/info/exclude` and `.git/config`): everything in the git directory but its
-/// objects. A `.git` file (a linked worktree) is followed to its git directory and the common
-/// one.
+/// rules in `.git/info/exclude` and `.git/config`). A `.git` file (a linked worktree) is
+/// followed to its git directory and the common one, but only to a directory with a `HEAD`:
+/// the project wrote that file, and `gitdir: /proc` must not make us read `/proc`.
 fn hash_git(hasher: &mut blake3::Hasher, workspace: &Path) -> Result<(), String> {
     let dot_git = workspace.join(".git");
     let Ok(meta) = dot_git.symlink_metadata() else {
-        hasher.update(b"no .git");
+        part(hasher, b"no .git");
         return Ok(());
     };
     if meta.is_dir() {
-        return hash_tree(hasher, &dot_git, git_objects);
+        return hash_git_dir(hasher, &dot_git);
     }
-    let text = read_regular(&dot_git, 1 << 20)
-        .map_err(|e| format!("reading {}: {e}", dot_git.display()))?;
-    hasher.update(&text);
+    if !meta.is_file() {
+        let target = std::fs::read_link(&dot_git).unwrap_or_default();
+        part(hasher, target.as_os_str().as_encoded_bytes());
+        return Ok(());
+    }
+    let text =
+        read_regular(&dot_git, 4096).map_err(|e| format!("reading {}: {e}", dot_git.display()))?;
+    part(hasher, &text);
     let text = String::from_utf8_lossy(&text);
     let Some(git_dir) = text.trim().strip_prefix("gitdir:") else {
         return Ok(());
     };
-    let git_dir = workspace.join(git_dir.trim());
-    hash_tree(hasher, &git_dir, git_objects)?;
-    if let Ok(common) = std::fs::read_to_string(git_dir.join("commondir")) {
-        hash_tree(
-            hasher,
-            &git_dir.join(common.trim()),
-            git_objects_or_worktrees,
-        )?;
+    let Some(git_dir) = git_directory(&workspace.join(git_dir.trim())) else {
+        return Ok(());
+    };
+    hash_git_dir(hasher, &git_dir)?;
+    let common = read_regular(&git_dir.join("commondir"), 4096).ok();
+    let common = common
+        .map(|text| git_dir.join(String::from_utf8_lossy(&text).trim()))
+        .and_then(|dir| git_directory(&dir));
+    if let Some(common) = common {
+        hash_git_dir(hasher, &common)?;
+    }
+    Ok(())
+}
+
+/// `dir`, resolved, if it looks like a git directory (a regular `HEAD` in it).
+fn git_directory(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let head = dir.join("HEAD").symlink_metadata().ok()?;
+    head.is_file().then_some(dir)
+}
+
+/// What of a git directory can change git's answers: its own files (`HEAD`, `config`, `index`,
+/// `packed-refs`, `shallow`, `FETCH_HEAD`, ...) and its `refs/` and `info/` (excludes, grafts).
+/// Not its objects, which are named by their content and so say nothing a ref does not, nor
+/// logs, hooks, LFS objects, submodules' or other worktrees' directories.
+fn hash_git_dir(hasher: &mut blake3::Hasher, dir: &Path) -> Result<(), String> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let (name, path) = (entry.file_name(), entry.path());
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if meta.is_file() {
+            part(hasher, name.as_encoded_bytes());
+            let bytes = read_regular(&path, u64::MAX)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            part(hasher, blake3::hash(&bytes).as_bytes());
+        } else if meta.is_dir() && (name == "refs" || name == "info") {
+            part(hasher, name.as_encoded_bytes());
+            hash_tree(hasher, &path, nothing)?;
+        }
     }
     Ok(())
 }
@@ -861,16 +893,41 @@ mod tests {
         changed("a symlink's target", &mut seen);
         std::fs::create_dir(root.join("empty")).unwrap();
         changed("an empty directory", &mut seen);
-        std::fs::write(root.join(".git/info-exclude"), "*.py\n").unwrap();
-        changed("the git directory", &mut seen);
+        std::fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        changed("git's HEAD", &mut seen);
+        std::fs::create_dir_all(root.join(".git/info")).unwrap();
+        std::fs::write(root.join(".git/info/exclude"), "*.py\n").unwrap();
+        changed("git's excludes", &mut seen);
         let last = tree_of(root);
         std::fs::write(root.join("pkg/a.py"), "x = 1\n").unwrap();
         std::fs::write(root.join(".git/objects/ab/cdef"), "blob").unwrap();
+        std::fs::create_dir_all(root.join(".git/logs")).unwrap();
+        std::fs::write(root.join(".git/logs/HEAD"), "moved").unwrap();
         assert_eq!(
             tree_of(root),
             last,
-            "same bytes, new mtime, or a new object"
+            "same bytes, new mtime, an object, a reflog"
         );
+    }
+
+    /// A linked worktree's `.git` file is followed to its git directory, but one the project
+    /// points at `/proc` or `/` is not read (it has no `HEAD`).
+    #[test]
+    fn a_git_file_is_followed_only_to_a_git_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, repo) = (dir.path().join("wt"), dir.path().join("repo.git"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(repo.join("refs/heads")).unwrap();
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(root.join(".git"), format!("gitdir: {}\n", repo.display())).unwrap();
+        let before = tree_of(&root);
+        std::fs::write(repo.join("refs/heads/main"), "0123\n").unwrap();
+        assert_ne!(tree_of(&root), before, "a ref of the linked repository");
+        for elsewhere in ["/proc/self", "/", "/dev"] {
+            std::fs::write(root.join(".git"), format!("gitdir: {elsewhere}\n")).unwrap();
+            // /proc/self changes from one read to the next: equal keys mean it was not read.
+            assert_eq!(tree_of(&root), tree_of(&root), "{elsewhere} was read");
+        }
     }
 
     #[test]
