@@ -86,7 +86,7 @@ pub struct GateSelection {
     /// Do not run this gate (repeatable).
     #[arg(long, value_name = "NAME")]
     pub skip: Vec<String>,
-    /// Run every gate even when .sandbox/cache has its result.
+    /// Run every gate even when the cache has its result.
     #[arg(long)]
     pub no_cache: bool,
     /// Gates run at once (default: the number of cores).

@@ -87,7 +87,7 @@ pub struct GateSpec {
     /// The whole command line (preset command plus args), empty for built-ins.
     pub command: Vec<String>,
     pub parser: Option<ParserKind>,
-    /// Globs of the files the gate reads (cache key); empty: every file.
+    /// Globs of the files the gate reads (what a built-in gate walks); empty: every file.
     pub inputs: Vec<String>,
     pub config_files: Vec<String>,
     pub version: Vec<String>,

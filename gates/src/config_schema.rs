@@ -108,8 +108,8 @@ pub struct Common {
     pub name: String,
     /// What the gate checks (the preset's, or `custom`).
     pub kind: Option<GateKind>,
-    /// Globs of the files the gate reads, for the cache key (default: the preset's, or every
-    /// file).
+    /// Globs of the files the gate reads: a built-in gate walks only these (default: the
+    /// preset's, or every file). The cache key covers the whole tree whatever they say.
     pub paths: Option<Vec<String>>,
     /// The command `--fix` runs in a scratch workspace (default: the preset's).
     pub fix: Option<Vec<String>>,

@@ -18,7 +18,7 @@ pub enum Event {
     GateFinished {
         name: String,
         status: GateStatus,
-        /// Taken from `.sandbox/cache`.
+        /// Taken from the gate cache.
         cached: bool,
         /// How many findings it reports.
         findings: usize,

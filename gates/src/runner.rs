@@ -16,7 +16,7 @@ use sandbox_runtime::secrets::Redactor;
 use sandbox_runtime::spec::Bind;
 use sandbox_runtime::trust::Trust;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Tree};
 use crate::config::{Defaults, GateSpec, ProjectConfig};
 use crate::events::{Event, Observer};
 use crate::finding::Finding;
@@ -90,11 +90,15 @@ impl Runner {
     ) -> Verdict {
         let started = Instant::now();
         let mut results: Vec<Option<GateResult>> = vec![None; config.gates.len()];
+        let mut fresh: Vec<(usize, Fresh)> = Vec::new();
         let jobs = self.jobs.max(1);
+        // What the gates are about to read: every key is taken against this.
+        let tree = self.cache.as_ref().map(|cache| cache.tree(&self.workspace));
         std::thread::scope(|scope| {
             let (done, finished) = std::sync::mpsc::channel();
-            let told = |(index, result): (usize, GateResult)| {
+            let mut told = |(index, (result, ran)): (usize, (GateResult, Option<Fresh>))| {
                 observer.event(Event::gate_finished(&result));
+                fresh.extend(ran.map(|ran| (index, ran)));
                 (index, Some(result))
             };
             let mut running = 0;
@@ -115,8 +119,9 @@ impl Runner {
                 });
                 let done = done.clone();
                 let defaults = &config.defaults;
+                let tree = tree.as_ref();
                 scope.spawn(move || {
-                    let _ = done.send((index, self.run_gate(gate, defaults)));
+                    let _ = done.send((index, self.run_gate(gate, defaults, tree)));
                 });
                 running += 1;
             }
@@ -125,13 +130,47 @@ impl Runner {
                 results[index] = result;
             }
         });
+        if let (Some(cache), Some(Ok(before))) = (&self.cache, &tree) {
+            self.keep(cache, before, fresh, &mut results);
+        }
         let results = results.into_iter().flatten().collect();
         Verdict::new(results, elapsed_ms(started), None)
     }
 
-    fn run_gate(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
-        let result = self.run_gate_cached(gate, defaults);
-        self.narrow(result)
+    /// Caches the results of the gates that ran, if the tree is still what they read: a file
+    /// saved while they ran could otherwise be cached as judged when it was not. A result that
+    /// could not be kept says why.
+    fn keep(
+        &self,
+        cache: &Cache,
+        before: &Tree,
+        fresh: Vec<(usize, Fresh)>,
+        results: &mut [Option<GateResult>],
+    ) {
+        if fresh.is_empty() {
+            return;
+        }
+        let after = cache.tree(&self.workspace);
+        for (index, Fresh { key, result }) in fresh {
+            let kept = match &after {
+                Ok(after) if after == before => cache.put(&key, &result),
+                Ok(_) => Err("the workspace changed while the gates ran".into()),
+                Err(why) => Err(why.clone()),
+            };
+            if let (Err(why), Some(Some(result))) = (kept, results.get_mut(index)) {
+                not_cached(result, &why);
+            }
+        }
+    }
+
+    fn run_gate(
+        &self,
+        gate: &GateSpec,
+        defaults: &Defaults,
+        tree: Option<&Result<Tree, String>>,
+    ) -> (GateResult, Option<Fresh>) {
+        let (result, fresh) = self.run_gate_cached(gate, defaults, tree);
+        (self.narrow(result), fresh)
     }
 
     /// With `--changed-since`: only the findings on changed lines (a finding with no line counts
@@ -197,53 +236,65 @@ impl Runner {
         }
     }
 
-    fn run_gate_cached(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
+    /// The gate's cached result, or a fresh one with the key to keep it under.
+    fn run_gate_cached(
+        &self,
+        gate: &GateSpec,
+        defaults: &Defaults,
+        tree: Option<&Result<Tree, String>>,
+    ) -> (GateResult, Option<Fresh>) {
         let started = Instant::now();
         let extra = match (&self.changes, gate.builtin()) {
             (Some(changes), Some(_)) => serde_json::to_vec(changes).unwrap_or_default(),
             _ => Vec::new(),
         };
-        let key = self
-            .cache
-            .as_ref()
-            .map(|cache| cache.key(gate, &self.workspace, &extra));
+        let job = crate::cache::Job {
+            gate,
+            profile: gate.profile.as_deref().unwrap_or(&defaults.profile),
+            timeout: gate.timeout.unwrap_or(defaults.timeout),
+            backend: self.backend.as_deref(),
+            sandbox: &self.sandbox,
+            extra: &extra,
+            trust: &self.trust,
+        };
+        let key = match (&self.cache, tree) {
+            (Some(cache), Some(Ok(tree))) => Some(cache.key(&job, tree)),
+            (Some(_), Some(Err(why))) => Some(Err(why.clone())),
+            _ => None,
+        };
         if let (Some(cache), Some(Ok(key))) = (&self.cache, &key) {
             if let Some(hit) = cache.get(key) {
                 // Stored by a run that did not know the secret.
                 let (mut hit, _) = self.redacted(gate, hit);
                 hit.cached = true;
                 hit.duration_ms = elapsed_ms(started);
-                return hit;
+                return (hit, None);
             }
         }
         let (mut result, quoted) = self.redacted(gate, self.run_job(gate, defaults));
         result.duration_ms = elapsed_ms(started);
-        match (&self.cache, key) {
-            // The cache sits in the project, where the next job reads it; and a redacted result
-            // is not what a run that does not know the secret would give.
-            (Some(_), Some(Ok(_))) if quoted => {
-                result.reason = Some(format!(
-                    "{}(not cached: it quoted a secret)",
-                    result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
-                ));
+        match key {
+            // A redacted result is not what a run that does not know the secret gives, and no
+            // copy of one may sit on disk.
+            Some(Ok(_)) if quoted => {
+                not_cached(&mut result, "it quoted a secret");
+                (result, None)
             }
-            (Some(cache), Some(Ok(key))) if result.status != GateStatus::Error => {
-                if let Err(error) = cache.put(&key, &result) {
-                    result.reason = Some(format!(
-                        "{}(not cached: {error})",
-                        result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
-                    ));
-                }
+            // A tool that broke says nothing about the tree: never cached.
+            Some(Ok(_)) if result.status == GateStatus::Error => (result, None),
+            Some(Ok(key)) => {
+                let fresh = Fresh {
+                    key,
+                    result: result.clone(),
+                };
+                (result, Some(fresh))
             }
-            (Some(_), Some(Err(why))) => {
-                result.reason = Some(format!(
-                    "{}(not cached: {why})",
-                    result.reason.map(|r| format!("{r}; ")).unwrap_or_default()
-                ))
+            Some(Err(why)) => {
+                not_cached(&mut result, &why);
+                (result, None)
             }
-            _ => {}
+            None => (result, None),
         }
-        result
     }
 
     fn run_job(&self, gate: &GateSpec, defaults: &Defaults) -> GateResult {
@@ -469,6 +520,24 @@ fn on_changed_line(finding: &Finding, changes: &crate::builtin::Changes) -> bool
             Some(line) => file.added_lines.contains(&line),
             None => true,
         })
+}
+
+/// A result that ran, to be cached under `key` once every gate is done.
+struct Fresh {
+    key: String,
+    result: GateResult,
+}
+
+/// Says in the result's reason why it was not cached.
+fn not_cached(result: &mut GateResult, why: &str) {
+    result.reason = Some(format!(
+        "{}(not cached: {why})",
+        result
+            .reason
+            .take()
+            .map(|r| format!("{r}; "))
+            .unwrap_or_default()
+    ));
 }
 
 /// How one gate job is run.

@@ -64,7 +64,8 @@ pub struct GateResult {
     pub name: String,
     pub kind: GateKind,
     pub status: GateStatus,
-    /// Taken from `.sandbox/cache`: same gate, tool version, config and inputs as a run before.
+    /// Taken from the gate cache: a run before had the same key (tree, gate, tool, profile,
+    /// backend), so a fresh run would say the same.
     pub cached: bool,
     pub duration_ms: f64,
     pub metrics: BTreeMap<String, f64>,

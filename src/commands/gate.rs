@@ -74,7 +74,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<u8> {
         .as_ref()
         .map(|dir| dir.path().to_owned())
         .unwrap_or_else(|| workspace.clone());
-    // The cache belongs to the project, also when the gates read an export of its index.
+    // The project's entries, also when the gates read an export of its index.
     let cache = project_cache(&workspace, args.gates.no_cache);
     let mut runner = match runner(tree, cache, jobs, backend, args.audit, trust, redactor) {
         Ok(runner) => runner,
@@ -157,14 +157,10 @@ pub(super) fn runner(
     })
 }
 
-/// `.sandbox/cache` of a project; with `--no-cache` written but not read.
+/// The operator's cache of a project's gate results (never in the project: it is what is
+/// judged); with `--no-cache` written but not read.
 pub(super) fn project_cache(workspace: &Path, no_cache: bool) -> Cache {
-    let dir = workspace.join(".sandbox/cache");
-    if no_cache {
-        Cache::refreshing(dir)
-    } else {
-        Cache::new(dir)
-    }
+    Cache::for_project(workspace, no_cache)
 }
 
 /// A runner with `runner`'s binary, backend and audit log, for a one-off job.

@@ -56,9 +56,10 @@ pub struct Preset {
     pub fix: Option<&'static [&'static str]>,
     /// Prints the tool's version: part of the cache key.
     pub version: &'static [&'static str],
-    /// Globs of the files the tool reads: their contents key the cache.
+    /// Globs of the files the tool reads. Not what keys the cache: that is the whole tree,
+    /// since a config file (an `extend`, a `-c FILE`) can make a tool read anything.
     pub inputs: &'static [&'static str],
-    /// The tool's config files, also part of the cache key.
+    /// The tool's config files.
     pub config_files: &'static [&'static str],
     /// Project files that make `sandbox gate` (no sandbox.toml) propose this preset.
     pub detect: &'static [&'static str],

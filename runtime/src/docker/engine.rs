@@ -126,6 +126,8 @@ pub async fn facts(docker: &Docker) -> Result<EngineFacts, bollard::errors::Erro
 /// What the backend needs to know of the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageFacts {
+    /// The image's content-addressed id (`sha256:...`): what a tag names today.
+    pub id: String,
     /// Host paths to bind read-only at the same place (label `sandbox.mirror`).
     pub mirrors: Vec<PathBuf>,
 }
@@ -143,7 +145,10 @@ pub async fn image(docker: &Docker, image: &str) -> Result<Option<ImageFacts>, S
                     .map_err(|bad| format!("image {image}: label {MIRROR_LABEL}: {bad}"))?,
                 None => Vec::new(),
             };
-            Ok(Some(ImageFacts { mirrors }))
+            Ok(Some(ImageFacts {
+                id: inspect.id.unwrap_or_default(),
+                mirrors,
+            }))
         }
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -207,7 +212,8 @@ pub async fn engine_info(image: &str, timeout: Duration) -> Result<EngineInfo, S
             storage_driver: facts.storage_driver,
             cgroup_version: facts.cgroup.unwrap_or_default(),
             image: image.to_owned(),
-            image_present: image_facts?.is_some(),
+            image_present: image_facts.as_ref().is_ok_and(Option::is_some),
+            image_id: image_facts?.map(|facts| facts.id),
         })
     };
     tokio::time::timeout(timeout, asked)

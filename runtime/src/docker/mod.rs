@@ -39,6 +39,8 @@ pub struct EngineInfo {
     pub cgroup_version: String,
     pub image: String,
     pub image_present: bool,
+    /// The image's id when the engine has it (`None`: it does not).
+    pub image_id: Option<String>,
 }
 
 /// Asks the engine (DOCKER_HOST or the local socket) who it is and whether `image` exists,
