@@ -587,32 +587,6 @@ fn refuses_strict_where_cgroups_are_not_delegated() {
     assert!(ran.stdout.is_empty(), "the job must not have run\n{ran:?}");
 }
 
-#[test]
-fn refuses_netns_requirement_with_host_network() {
-    let project = Project::new();
-    let path = project.file(
-        "hostnet.toml",
-        "description = \"contradiction\"\n[process]\nrequire = [\"netns\"]\n[network]\nmode = \"host\"\n",
-    );
-    let ws = Workspace::new();
-    let ran = project.sandbox(&[
-        "exec",
-        "--backend",
-        "native",
-        "--profile",
-        path.to_str().expect("utf-8"),
-        "--workspace",
-        ws.path().to_str().expect("utf-8"),
-        "--",
-        "sh",
-        "-c",
-        "touch /workspace/ran",
-    ]);
-    assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
-    assert!(ran.stderr.contains("netns"), "{ran:?}");
-    assert!(!ws.file("ran").exists(), "the job ran anyway");
-}
-
 // ---------------------------------------------------------------------------------------------
 // 4. Rootless
 

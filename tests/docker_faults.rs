@@ -124,16 +124,17 @@ fn missing_image_exits_125_and_says_to_build_it() {
         return;
     }
     let ws = Workspace::new();
-    let profile = ws.write(
+    let profile = common::OperatorProfile::new(
         "no-image.toml",
         "extends = \"strict\"\n[backend]\nimage = \"sandbox/does-not-exist:latest\"\n",
     );
+    let profile = &profile.path;
     let ran = sandbox(&[
         "exec",
         "--backend",
         "docker",
         "--profile",
-        path_str(&profile),
+        path_str(profile),
         "--workspace",
         path_str(ws.path()),
         "--",

@@ -397,11 +397,11 @@ EOF"#,
 fn closes_idle_connections(backend: Backend) {
     let ws = Workspace::new();
     let server = Server::start();
-    ws.write(
+    let profile = common::OperatorProfile::new(
         "idle.toml",
         "extends = \"networked\"\n[network]\nidle_timeout = \"1s\"\n",
     );
-    let profile = ws.file("idle.toml");
+    let profile = &profile.path;
     let script = r#"python3 - <<'EOF'
 import socket, time
 s = socket.create_connection(("127.0.0.1", 3128))

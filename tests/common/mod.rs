@@ -124,6 +124,26 @@ impl Workspace {
     }
 }
 
+/// An operator's profile file: outside every workspace, in a directory of its own that lives as
+/// long as the returned guard. A profile file inside the workspace would be the project's, held
+/// to the operator's profiles (DESIGN §12).
+pub struct OperatorProfile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl OperatorProfile {
+    pub fn new(name: &str, text: &str) -> OperatorProfile {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbox-operator-")
+            .tempdir()
+            .expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write operator profile");
+        OperatorProfile { _dir: dir, path }
+    }
+}
+
 /// The JSON Schemas in `schemas/`, by the names `sandbox schema NAME` knows.
 pub const SCHEMAS: [&str; 5] = ["outcome", "verdict", "profile", "sandbox-toml", "events"];
 
