@@ -3,7 +3,8 @@
 # five gates (ruff, mypy, bandit, pytest, coverage): (a) a cold `sandbox gate --no-cache` (every
 # gate a sandboxed job, two at a time on two cores), (b) the same command lines the presets run,
 # bare and one after another from /opt/sandbox-tools/bin in a copy of the project, (c) a warm
-# `sandbox gate` whose every result comes from .sandbox/cache. Run on demand, never by the tests.
+# `sandbox gate` whose every result comes from the operator's cache. Run on demand, never by the
+# tests.
 #
 #   benches/gates.sh           # knobs: RUNS (default 10), WARMUP (1), WARM_RUNS (20)
 #   PROJECT=/tmp/itsdangerous PYPATH=src:.deps EXCLUDE=.deps benches/gates.sh
@@ -50,6 +51,9 @@ cargo build --release
 SANDBOX=$PWD/target/release/sandbox
 
 TMP=$(mktemp -d /tmp/sandbox-bench.XXXXXX)
+# The gate cache lives with the operator ($XDG_CACHE_HOME/sandbox), never in the project: a cache
+# of the bench's own keeps the runs from the user's.
+export XDG_CACHE_HOME="$TMP/cache"
 trap 'rm -rf "$TMP"' EXIT
 chmod 0755 "$TMP"
 GATED=$TMP/gated  # the gates' copy
@@ -162,7 +166,7 @@ echo
 echo "==> cold and bare: $RUNS runs each, warmup $WARMUP"
 hyperfine --warmup "$WARMUP" --runs "$RUNS" --style basic --ignore-failure \
     --export-json "$TMP/cold-bare.json" \
-    --prepare "rm -rf $GATED/.sandbox/cache" -n "sandbox gate, cold (--no-cache)" "$COLD" \
+    --prepare "rm -rf $XDG_CACHE_HOME/sandbox/gates" -n "sandbox gate, cold (--no-cache)" "$COLD" \
     --prepare "true" -n "bare tools, one after another" "$BARE_SH"
 echo
 # After the cold runs (their --prepare empties the cache): fill it, check that it serves all.
@@ -174,7 +178,7 @@ missed = [g["name"] for g in json.load(open(sys.argv[1]))["gates"] if not g["cac
 if missed:
     sys.exit(f"bench: the warm run is not all cached ({', '.join(missed)}); fix that first")
 EOF
-echo "==> warm: $WARM_RUNS runs, every gate from .sandbox/cache"
+echo "==> warm: $WARM_RUNS runs, every gate from the cache"
 hyperfine --warmup "$WARMUP" --runs "$WARM_RUNS" --style basic --ignore-failure \
     --export-json "$TMP/warm-timing.json" -n "sandbox gate, warm (cached)" "$WARM"
 echo "    load after: $(cut -d' ' -f1-3 /proc/loadavg)"
