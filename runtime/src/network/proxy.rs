@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use super::rules::{Allowlist, Decision, Target};
+use super::rules::{Allowlist, Decision, Resolver, Target};
 use super::{fdpass, splice};
 use crate::events::{JobEvent, Observer};
 
@@ -371,17 +371,11 @@ impl Proxy {
         S: AsyncWrite + Unpin,
     {
         let target = Target::parse(host);
-        let early = self.config.allowlist.refuse_early(&target, port);
-        let resolved: Vec<IpAddr> = match (&target, &early) {
-            (_, Some(_)) => Vec::new(),
-            (Target::Addr(addr), None) => vec![*addr],
-            (Target::Name(name), None) => tokio::net::lookup_host((name.as_str(), port))
-                .await
-                .map(|addrs| addrs.map(|a| a.ip()).collect())
-                .unwrap_or_default(),
-        };
-        let decision =
-            early.unwrap_or_else(|| self.config.allowlist.decide(&target, port, &resolved));
+        let (decision, resolved) = self
+            .config
+            .allowlist
+            .decide(&target, port, &SystemResolver)
+            .await;
         let attempt = Attempt {
             protocol: protocol.into(),
             host: target.to_string(),
@@ -502,6 +496,19 @@ impl Proxy {
         if let Ok(mut events) = self.events.lock() {
             events.push(event);
         }
+    }
+}
+
+/// The host's resolver (getaddrinfo: /etc/hosts, then DNS), asked only for names a rule could
+/// allow (see `Allowlist::decide`).
+struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    async fn resolve(&self, name: &str, port: u16) -> Vec<IpAddr> {
+        tokio::net::lookup_host((name, port))
+            .await
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default()
     }
 }
 
