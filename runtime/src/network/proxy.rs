@@ -248,6 +248,16 @@ impl Proxy {
                 .await;
             return;
         };
+        if let Some(reason) = host_header_problem(lines.clone(), &host, port) {
+            let reason = format!("sandbox: {reason}");
+            let _ = client
+                .write_all(http_response(400, "Bad Request", &reason).as_bytes())
+                .await;
+            let attempt = Attempt::refused("http", &Target::parse(&host).to_string(), port, reason);
+            self.decided(&attempt);
+            self.record(attempt, started);
+            return;
+        }
         let Some(upstream) = self
             .open("http", &host, port, started, &mut client, Reply::Http)
             .await
@@ -631,6 +641,44 @@ fn split_host_port(authority: &str, default_port: Option<u16>) -> Option<(String
     }
 }
 
+/// Why a plain-HTTP request's `Host` headers do not name its target, if they do not. The
+/// allowlist judged the URI's host; a different `Host` would reach another virtual host on the
+/// allowed server (`GET http://allowed/` with `Host: evil.example`), and several `Host` headers or
+/// folded lines leave the choice to whichever the server happens to read.
+fn host_header_problem<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    host: &str,
+    port: u16,
+) -> Option<String> {
+    let target = format!("{}:{port}", Target::parse(host));
+    let mut named = Vec::new();
+    for line in headers.filter(|line| !line.is_empty()) {
+        if line.starts_with([' ', '\t']) {
+            return Some("folded header lines are not accepted".into());
+        }
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        if name.trim().eq_ignore_ascii_case("host") {
+            named.push(value.trim());
+        }
+    }
+    match named[..] {
+        [] => None,
+        [value] => {
+            let matches = !value.contains(['@', ' ', '\t'])
+                && split_host_port(value, Some(80)).is_some_and(|(named_host, named_port)| {
+                    Target::parse(&named_host) == Target::parse(host) && named_port == port
+                });
+            (!matches).then(|| {
+                format!("the Host header `{value}` does not name the request's target {target}")
+            })
+        }
+        _ => Some(format!(
+            "{} Host headers in one request to {target}; send exactly one",
+            named.len()
+        )),
+    }
+}
+
 /// Answers a client we will not serve: an HTTP status with `reason` as its body, or the SOCKS5
 /// reply code, whichever protocol it spoke.
 async fn refuse<S: AsyncWrite + Unpin>(
@@ -685,5 +733,60 @@ mod tests {
         );
         assert_eq!(split_host_port("example.com", None), None);
         assert_eq!(split_host_port(":80", None), None);
+    }
+
+    #[test]
+    fn host_headers_must_name_the_target() {
+        let problem = |headers: &str, host: &str, port: u16| {
+            host_header_problem(headers.split("\r\n"), host, port)
+        };
+        for (headers, host, port) in [
+            ("Accept: */*", "127.0.0.1", 8080),
+            ("Host: 127.0.0.1:8080", "127.0.0.1", 8080),
+            ("host:  EXAMPLE.test.", "example.test", 80),
+            ("Host: example.test:80", "example.test", 80),
+            ("Host: [::1]:8080", "::1", 8080),
+        ] {
+            assert_eq!(problem(headers, host, port), None, "{headers}");
+        }
+        for (headers, host, port, why) in [
+            (
+                "Host: evil.example",
+                "127.0.0.1",
+                8080,
+                "`evil.example` does not name",
+            ),
+            (
+                "Host: 127.0.0.1",
+                "127.0.0.1",
+                8080,
+                "does not name the request's target 127.0.0.1:8080",
+            ),
+            ("Host: 127.0.0.1:8081", "127.0.0.1", 8080, "does not name"),
+            (
+                "Host: evil.example@127.0.0.1:8080",
+                "127.0.0.1",
+                8080,
+                "does not name",
+            ),
+            (
+                "Host: 127.0.0.1:8080\r\nHOST: evil.example",
+                "127.0.0.1",
+                8080,
+                "2 Host headers",
+            ),
+            (
+                "Host: 127.0.0.1:8080\r\n evil.example",
+                "127.0.0.1",
+                8080,
+                "folded",
+            ),
+        ] {
+            let found = problem(headers, host, port);
+            assert!(
+                found.as_deref().is_some_and(|f| f.contains(why)),
+                "{headers}: {found:?}"
+            );
+        }
     }
 }
