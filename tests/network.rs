@@ -28,14 +28,21 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::answering(|_| response())
+    }
+
+    /// A server whose answer to each request is `answer(request target)`.
+    fn answering(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
         let port = listener.local_addr().expect("local addr").port();
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&connections);
+        let answer = Arc::new(answer);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || serve(stream));
+                let answer = Arc::clone(&answer);
+                std::thread::spawn(move || serve(stream, &*answer));
             }
         });
         Server { port, connections }
@@ -54,7 +61,7 @@ fn response() -> Vec<u8> {
     bytes
 }
 
-fn serve(mut stream: std::net::TcpStream) {
+fn serve(mut stream: std::net::TcpStream, answer: &dyn Fn(&str) -> Vec<u8>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -64,7 +71,9 @@ fn serve(mut stream: std::net::TcpStream) {
             _ => return,
         }
     }
-    let _ = stream.write_all(&response());
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split(' ').nth(1).unwrap_or("");
+    let _ = stream.write_all(&answer(target));
 }
 
 fn networked(backend: Backend, ws: &Workspace, rules: &[String], script: &str) -> Run {
@@ -611,6 +620,69 @@ python3 -c 'import urllib.request; print("urllib=%d" % len(urllib.request.urlope
     }
 }
 
+/// pip with its default settings installs from an index the operator allowed on the host's
+/// loopback (a one-package simple index served by the test).
+fn pip_downloads_from_an_allowed_loopback_index(backend: Backend) {
+    let ws = Workspace::new();
+    let wheel = demo_wheel(&ws);
+    let server = Server::answering(move |target| match target {
+        "/simple/demo/" => http_ok(
+            "text/html",
+            b"<a href=\"/files/demo-1.0-py3-none-any.whl\">demo-1.0-py3-none-any.whl</a>",
+        ),
+        "/files/demo-1.0-py3-none-any.whl" => http_ok("application/octet-stream", &wheel),
+        _ => b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    });
+    let rule = format!("127.0.0.1:{}", server.port);
+    let script = format!(
+        "python3 -m pip download --no-deps --no-cache-dir --disable-pip-version-check \
+         --index-url http://{rule}/simple/ -d /tmp/dl demo && ls /tmp/dl"
+    );
+    let run = networked(backend, &ws, std::slice::from_ref(&rule), &script);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout().contains("demo-1.0-py3-none-any.whl"),
+        "{run:?}"
+    );
+    let events = events(&run);
+    assert!(!events.is_empty(), "{run:?}");
+    for event in &events {
+        assert_eq!(event["protocol"], "http", "{run:?}");
+        assert_eq!(event["decision"], "allow", "{run:?}");
+        assert_eq!(event["rule"], rule.as_str(), "{run:?}");
+    }
+    assert_eq!(server.connections(), events.len(), "{run:?}");
+}
+
+fn http_ok(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The smallest wheel pip accepts: a zip with the dist-info metadata, made by the host's python3.
+fn demo_wheel(ws: &Workspace) -> Vec<u8> {
+    let path = ws.file("demo-1.0-py3-none-any.whl");
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+             \x20   z.writestr('demo-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n')\n\
+             \x20   z.writestr('demo-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+             \x20   z.writestr('demo-1.0.dist-info/RECORD', '')\n",
+        )
+        .arg(&path)
+        .status()
+        .expect("run python3");
+    assert!(made.success(), "python3 could not write the wheel");
+    std::fs::read(&path).expect("read the wheel")
+}
+
 /// Without a loopback rule, loopback stays the job's own: the tools' own proxy logic sends
 /// 127.0.0.1 and localhost direct (for servers the job starts itself, issue 16), and other
 /// hosts to the proxy.
@@ -651,6 +723,7 @@ conformance!(
     blocks_a_host_header_naming_another_virtual_host,
     blocks_a_nat64_address_embedding_loopback,
     ordinary_clients_reach_an_allowed_loopback_service,
+    pip_downloads_from_an_allowed_loopback_index,
     own_loopback_stays_direct_without_a_loopback_rule,
     blocks_everything_but_the_proxy,
     handles_500_concurrent_connections,
