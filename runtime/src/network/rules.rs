@@ -247,34 +247,33 @@ impl Allowlist {
                 return deny(Some(rule), format!("denied by rule `{rule}`"));
             }
         }
-        let by_name = self
-            .rules
-            .iter()
-            .find(|r| !r.deny && r.port_matches(port) && r.matches_target(target));
-        let Some(first) = resolved.first() else {
-            return deny(by_name, format!("{target} did not resolve to any address"));
+        let by_name = match target {
+            Target::Name(_) => self
+                .rules
+                .iter()
+                .find(|r| !r.deny && r.port_matches(port) && r.matches_target(target)),
+            Target::Addr(_) => None,
         };
+        if resolved.is_empty() {
+            return deny(by_name, format!("{target} did not resolve to any address"));
+        }
         // Without a name rule, every address must be inside an allowed range: an address
         // literal always, a name only when `resolve_names_for_address_rules` had it looked up.
-        let rule = match by_name {
-            Some(rule) if matches!(target, Target::Name(_)) => rule,
-            _ => {
-                let covered = resolved
-                    .iter()
-                    .all(|addr| self.address_rule(*addr, port, |_| true).is_some());
-                match self.address_rule(*first, port, |_| true) {
-                    Some(rule) if covered => rule,
-                    _ => {
-                        return deny(
-                            None,
-                            format!(
-                                "{suggestion} is not on the allowlist: add `{suggestion}` to \
-                                 network.allow (or --allow {suggestion})"
-                            ),
-                        )
-                    }
-                }
-            }
+        let covering = || {
+            resolved
+                .iter()
+                .map(|addr| self.address_rule(*addr, port, |_| true))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|rules| rules.first().copied())
+        };
+        let Some(rule) = by_name.or_else(covering) else {
+            return deny(
+                None,
+                format!(
+                    "{suggestion} is not on the allowlist: add `{suggestion}` to network.allow \
+                     (or --allow {suggestion})"
+                ),
+            );
         };
         // Loopback, private, link-local, metadata: only a rule naming the address itself (or a
         // range of that kind only) reaches it, never a name or a wider range.
@@ -299,12 +298,10 @@ impl Allowlist {
             }
         }
         let reason = match (by_name, target) {
-            (Some(_), Target::Name(_)) | (_, Target::Addr(_)) => {
-                format!("allowed by rule `{rule}`")
-            }
             (None, Target::Name(_)) => {
                 format!("allowed by rule `{rule}` (every address {target} resolves to)")
             }
+            _ => format!("allowed by rule `{rule}`"),
         };
         Decision {
             allow: true,
