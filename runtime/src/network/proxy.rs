@@ -390,7 +390,10 @@ impl Proxy {
             protocol: protocol.into(),
             host: target.to_string(),
             port,
-            address: resolved.first().map(ToString::to_string),
+            address: decision
+                .address
+                .or_else(|| resolved.first().copied())
+                .map(|addr| addr.to_string()),
             decision: decision.clone(),
         };
         self.decided(&attempt);
@@ -557,6 +560,7 @@ impl Attempt {
                 allow: false,
                 rule: None,
                 reason,
+                address: None,
             },
         }
     }

@@ -147,6 +147,8 @@ pub struct Decision {
     pub rule: Option<String>,
     /// Why, in words a job's user can act on.
     pub reason: String,
+    /// The address that decided a denial, when one did (a name may resolve to several).
+    pub address: Option<IpAddr>,
 }
 
 /// How the proxy learns where a name leads. The decision asks through this seam, and only for
@@ -212,6 +214,7 @@ impl Allowlist {
                 allow: false,
                 rule: Some(rule.text.clone()),
                 reason: format!("denied by rule `{rule}`"),
+                address: None,
             });
         }
         let may_allow = self.rules.iter().any(|r| {
@@ -230,6 +233,7 @@ impl Allowlist {
                  resolved (address rules apply to address literals only); add `{suggestion}` to \
                  network.allow (or --allow {suggestion})"
             ),
+            address: None,
         })
     }
 
@@ -237,14 +241,16 @@ impl Allowlist {
     /// connection is refused.
     fn judge(&self, target: &Target, port: u16, resolved: &[IpAddr]) -> Decision {
         let suggestion = format!("{target}:{port}");
-        let deny = |rule: Option<&Rule>, reason: String| Decision {
+        let deny = |rule: Option<&Rule>, reason: String, address: Option<&IpAddr>| Decision {
             allow: false,
             rule: rule.map(|r| r.text.clone()),
             reason,
+            address: address.copied(),
         };
         for rule in self.rules.iter().filter(|r| r.deny && r.port_matches(port)) {
-            if rule.matches_target(target) || resolved.iter().any(|addr| rule.matches_addr(*addr)) {
-                return deny(Some(rule), format!("denied by rule `{rule}`"));
+            let by_address = resolved.iter().find(|addr| rule.matches_addr(**addr));
+            if rule.matches_target(target) || by_address.is_some() {
+                return deny(Some(rule), format!("denied by rule `{rule}`"), by_address);
             }
         }
         let by_name = match target {
@@ -255,7 +261,11 @@ impl Allowlist {
             Target::Addr(_) => None,
         };
         if resolved.is_empty() {
-            return deny(by_name, format!("{target} did not resolve to any address"));
+            return deny(
+                by_name,
+                format!("{target} did not resolve to any address"),
+                None,
+            );
         }
         // Without a name rule, every address must be inside an allowed range: an address
         // literal always, a name only when `resolve_names_for_address_rules` had it looked up.
@@ -267,12 +277,16 @@ impl Allowlist {
                 .and_then(|rules| rules.first().copied())
         };
         let Some(rule) = by_name.or_else(covering) else {
+            let uncovered = resolved
+                .iter()
+                .find(|addr| self.address_rule(**addr, port, |_| true).is_none());
             return deny(
                 None,
                 format!(
                     "{suggestion} is not on the allowlist: add `{suggestion}` to network.allow \
                      (or --allow {suggestion})"
                 ),
+                uncovered,
             );
         };
         // Loopback, private, link-local, metadata: only a rule naming the address itself (or a
@@ -294,6 +308,7 @@ impl Allowlist {
                         "{leads}, a {kind} address; name it explicitly (`{}:{port}`) to allow it",
                         Target::Addr(*addr)
                     ),
+                    Some(addr),
                 );
             }
         }
@@ -307,6 +322,7 @@ impl Allowlist {
             allow: true,
             rule: Some(rule.text.clone()),
             reason,
+            address: None,
         }
     }
 
@@ -689,6 +705,18 @@ mod tests {
                 decision.reason
             );
         }
+        let (decision, _) = decide(
+            &rules,
+            "rebind.example.com",
+            80,
+            &["93.184.216.34", "10.1.2.3"],
+        );
+        assert!(!decision.allow, "every address must be allowed");
+        assert_eq!(
+            decision.address,
+            Some(ip("10.1.2.3")),
+            "the address that decided"
+        );
         let with_address = list(&["rebind.example.com:80", "127.0.0.1:80"]);
         assert!(
             decide(&with_address, "rebind.example.com", 80, &["127.0.0.1"])
@@ -791,6 +819,17 @@ mod tests {
         assert_eq!(denied.rule.as_deref(), Some("!secret.example.com:*"));
         let (denied, _) = decide(&rules, "www.example.com", 443, &["10.9.1.1"]);
         assert_eq!(denied.rule.as_deref(), Some("!10.9.0.0/16:*"));
+        let (denied, _) = decide(
+            &rules,
+            "www.example.com",
+            443,
+            &["93.184.216.34", "10.9.1.1"],
+        );
+        assert_eq!(
+            denied.address,
+            Some(ip("10.9.1.1")),
+            "the address that decided"
+        );
     }
 
     #[test]
