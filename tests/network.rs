@@ -31,7 +31,7 @@ impl Server {
         Server::answering(|_| response())
     }
 
-    /// A server whose answer to each request is `answer(request target)`.
+    /// A server whose answer to each request is `answer(request head)`.
     fn answering(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
         let port = listener.local_addr().expect("local addr").port();
@@ -71,9 +71,7 @@ fn serve(mut stream: std::net::TcpStream, answer: &dyn Fn(&str) -> Vec<u8>) {
             _ => return,
         }
     }
-    let head = String::from_utf8_lossy(&head);
-    let target = head.split(' ').nth(1).unwrap_or("");
-    let _ = stream.write_all(&answer(target));
+    let _ = stream.write_all(&answer(&String::from_utf8_lossy(&head)));
 }
 
 fn networked(backend: Backend, ws: &Workspace, rules: &[String], script: &str) -> Run {
@@ -502,10 +500,18 @@ EOF"#
 }
 
 /// Virtual-host smuggling: the allowlist judges the URI's host, so a `Host` header naming
-/// another host (or a second one) must not reach the allowed server.
+/// another host (or a second one) must not reach the allowed server, and the Host the server
+/// sees is always the judged target's.
 fn blocks_a_host_header_naming_another_virtual_host(backend: Backend) {
     let ws = Workspace::new();
-    let server = Server::start();
+    // Answers with the Host lines it received.
+    let server = Server::answering(|head| {
+        let hosts: Vec<&str> = head
+            .split("\r\n")
+            .filter(|line| line.to_ascii_lowercase().starts_with("host:"))
+            .collect();
+        http_ok("text/plain", hosts.join("|").as_bytes())
+    });
     let target = format!("127.0.0.1:{}", server.port);
     let script = format!(
         r#"python3 - <<'EOF'
@@ -514,6 +520,7 @@ for name, headers in [
     ("other", b"Host: evil.example\r\n"),
     ("twice", b"Host: {target}\r\nHost: evil.example\r\n"),
     ("right", b"Host: {target}\r\n"),
+    ("none", b""),
 ]:
     s = socket.create_connection(("127.0.0.1", 3128))
     s.sendall(b"GET http://{target}/ HTTP/1.1\r\n" + headers + b"\r\n")
@@ -523,7 +530,8 @@ for name, headers in [
         if not chunk:
             break
         answer += chunk
-    print(name + "=" + answer.split(b"\r\n")[0].decode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    print(name + "=" + head.split(b"\r\n")[0].decode() + " saw=" + body.decode(errors="replace"))
 EOF"#
     );
     let run = networked(backend, &ws, std::slice::from_ref(&target), &script);
@@ -531,11 +539,16 @@ EOF"#
     let out = run.stdout();
     assert!(out.contains("other=HTTP/1.1 400"), "{run:?}");
     assert!(out.contains("twice=HTTP/1.1 400"), "{run:?}");
-    assert!(out.contains("right=HTTP/1.0 200"), "{run:?}");
+    for name in ["right", "none"] {
+        assert!(
+            out.contains(&format!("{name}=HTTP/1.0 200 OK saw=Host: {target}\n")),
+            "the server saw exactly the judged Host\n{run:?}"
+        );
+    }
     assert_eq!(
         server.connections(),
-        1,
-        "only the request whose Host names its target reached the server"
+        2,
+        "only requests whose Host names their target reached the server"
     );
     let events = events(&run);
     let denials: Vec<&str> = events
@@ -625,7 +638,7 @@ python3 -c 'import urllib.request; print("urllib=%d" % len(urllib.request.urlope
 fn pip_downloads_from_an_allowed_loopback_index(backend: Backend) {
     let ws = Workspace::new();
     let wheel = demo_wheel(&ws);
-    let server = Server::answering(move |target| match target {
+    let server = Server::answering(move |head| match head.split(' ').nth(1).unwrap_or("") {
         "/simple/demo/" => http_ok(
             "text/html",
             b"<a href=\"/files/demo-1.0-py3-none-any.whl\">demo-1.0-py3-none-any.whl</a>",

@@ -249,10 +249,8 @@ impl Proxy {
             return;
         };
         if let Some(reason) = host_header_problem(lines.clone(), &host, port) {
-            let reason = format!("sandbox: {reason}");
-            let _ = client
-                .write_all(http_response(400, "Bad Request", &reason).as_bytes())
-                .await;
+            let answer = http_response(400, "Bad Request", &format!("sandbox: {reason}"));
+            let _ = client.write_all(answer.as_bytes()).await;
             let attempt = Attempt::refused("http", &Target::parse(&host).to_string(), port, reason);
             self.decided(&attempt);
             self.record(attempt, started);
@@ -265,7 +263,14 @@ impl Proxy {
             return;
         };
         // Origin-form request line, hop-by-hop proxy headers dropped, one request per connection.
-        let mut forwarded = format!("{method} {path} {version}\r\n");
+        // Host is generated from the target the allowlist judged (RFC 9112 §3.2.2), so a request
+        // that sent none cannot leave the choice of virtual host to the server's default either.
+        let target = Target::parse(&host);
+        let authority = match port {
+            80 => target.to_string(),
+            _ => format!("{target}:{port}"),
+        };
+        let mut forwarded = format!("{method} {path} {version}\r\nHost: {authority}\r\n");
         for line in lines.filter(|l| !l.is_empty()) {
             let name = line
                 .split(':')
@@ -275,7 +280,7 @@ impl Proxy {
                 .to_ascii_lowercase();
             if !matches!(
                 name.as_str(),
-                "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+                "host" | "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
             ) {
                 forwarded.push_str(line);
                 forwarded.push_str("\r\n");
