@@ -248,10 +248,11 @@ impl Proxy {
                 .await;
             return;
         };
+        let target = Target::parse(&host);
         if let Some(reason) = host_header_problem(lines.clone(), &host, port) {
             let answer = http_response(400, "Bad Request", &format!("sandbox: {reason}"));
             let _ = client.write_all(answer.as_bytes()).await;
-            let attempt = Attempt::refused("http", &Target::parse(&host).to_string(), port, reason);
+            let attempt = Attempt::refused("http", &target.to_string(), port, reason);
             self.decided(&attempt);
             self.record(attempt, started);
             return;
@@ -265,7 +266,6 @@ impl Proxy {
         // Origin-form request line, hop-by-hop proxy headers dropped, one request per connection.
         // Host is generated from the target the allowlist judged (RFC 9112 §3.2.2), so a request
         // that sent none cannot leave the choice of virtual host to the server's default either.
-        let target = Target::parse(&host);
         let authority = match port {
             80 => target.to_string(),
             _ => format!("{target}:{port}"),
@@ -682,7 +682,7 @@ fn host_header_problem<'a>(
             })
         }
         _ => Some(format!(
-            "{} Host headers in one request to {target}; send exactly one",
+            "{} Host headers in one request to {target}; send at most one",
             named.len()
         )),
     }
