@@ -166,9 +166,12 @@ impl JobSpec {
             .iter()
             .chain(&overrides.allow)
             .collect();
-        let allow = Allowlist::parse(&rules).map_err(|error| {
-            SandboxError::InvalidSpec(format!("network.allow / --allow: {error}"))
-        })?;
+        let allow = Allowlist {
+            resolve_names_for_address_rules: profile.network.resolve_names_for_address_rules,
+            ..Allowlist::parse(&rules).map_err(|error| {
+                SandboxError::InvalidSpec(format!("network.allow / --allow: {error}"))
+            })?
+        };
         if !allow.rules.is_empty() && network != NetworkMode::Allowlist {
             return Err(SandboxError::InvalidSpec(format!(
                 "allow rules are given but the network mode is `{network}`: use --network allowlist \

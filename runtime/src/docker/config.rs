@@ -275,7 +275,7 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         spec.command.clone()
     };
     let proxy_env = if gated {
-        network::proxy_env()
+        network::proxy_env(&spec.proxy.allowlist)
     } else {
         Vec::new()
     };

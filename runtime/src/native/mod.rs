@@ -120,7 +120,7 @@ fn run_in_cgroup(
                 .chain(
                     egress
                         .as_ref()
-                        .map(|_| network::proxy_env())
+                        .map(|_| network::proxy_env(&spec.proxy.allowlist))
                         .iter()
                         .flatten(),
                 )

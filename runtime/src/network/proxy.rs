@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use super::rules::{Allowlist, Decision, Target};
+use super::rules::{Allowlist, Decision, Resolver, Target};
 use super::{fdpass, splice};
 use crate::events::{JobEvent, Observer};
 
@@ -248,6 +248,15 @@ impl Proxy {
                 .await;
             return;
         };
+        let target = Target::parse(&host);
+        if let Some(reason) = host_header_problem(lines.clone(), &host, port) {
+            let answer = http_response(400, "Bad Request", &format!("sandbox: {reason}"));
+            let _ = client.write_all(answer.as_bytes()).await;
+            let attempt = Attempt::refused("http", &target.to_string(), port, reason);
+            self.decided(&attempt);
+            self.record(attempt, started);
+            return;
+        }
         let Some(upstream) = self
             .open("http", &host, port, started, &mut client, Reply::Http)
             .await
@@ -255,7 +264,13 @@ impl Proxy {
             return;
         };
         // Origin-form request line, hop-by-hop proxy headers dropped, one request per connection.
-        let mut forwarded = format!("{method} {path} {version}\r\n");
+        // Host is generated from the target the allowlist judged (RFC 9112 §3.2.2), so a request
+        // that sent none cannot leave the choice of virtual host to the server's default either.
+        let authority = match port {
+            80 => target.to_string(),
+            _ => format!("{target}:{port}"),
+        };
+        let mut forwarded = format!("{method} {path} {version}\r\nHost: {authority}\r\n");
         for line in lines.filter(|l| !l.is_empty()) {
             let name = line
                 .split(':')
@@ -265,7 +280,7 @@ impl Proxy {
                 .to_ascii_lowercase();
             if !matches!(
                 name.as_str(),
-                "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
+                "host" | "proxy-connection" | "proxy-authorization" | "connection" | "keep-alive"
             ) {
                 forwarded.push_str(line);
                 forwarded.push_str("\r\n");
@@ -371,22 +386,19 @@ impl Proxy {
         S: AsyncWrite + Unpin,
     {
         let target = Target::parse(host);
-        let early = self.config.allowlist.refuse_early(&target, port);
-        let resolved: Vec<IpAddr> = match (&target, &early) {
-            (_, Some(_)) => Vec::new(),
-            (Target::Addr(addr), None) => vec![*addr],
-            (Target::Name(name), None) => tokio::net::lookup_host((name.as_str(), port))
-                .await
-                .map(|addrs| addrs.map(|a| a.ip()).collect())
-                .unwrap_or_default(),
-        };
-        let decision =
-            early.unwrap_or_else(|| self.config.allowlist.decide(&target, port, &resolved));
+        let (decision, resolved) = self
+            .config
+            .allowlist
+            .decide(&target, port, &SystemResolver)
+            .await;
         let attempt = Attempt {
             protocol: protocol.into(),
             host: target.to_string(),
             port,
-            address: resolved.first().map(ToString::to_string),
+            address: decision
+                .address
+                .or_else(|| resolved.first().copied())
+                .map(|addr| addr.to_string()),
             decision: decision.clone(),
         };
         self.decided(&attempt);
@@ -505,6 +517,19 @@ impl Proxy {
     }
 }
 
+/// The host's resolver (getaddrinfo: /etc/hosts, then DNS), asked only for names a rule could
+/// allow (see `Allowlist::decide`).
+struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    async fn resolve(&self, name: &str, port: u16) -> Vec<IpAddr> {
+        tokio::net::lookup_host((name, port))
+            .await
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Reply {
     Http,
@@ -540,6 +565,7 @@ impl Attempt {
                 allow: false,
                 rule: None,
                 reason,
+                address: None,
             },
         }
     }
@@ -624,6 +650,44 @@ fn split_host_port(authority: &str, default_port: Option<u16>) -> Option<(String
     }
 }
 
+/// Why a plain-HTTP request's `Host` headers do not name its target, if they do not. The
+/// allowlist judged the URI's host; a different `Host` would reach another virtual host on the
+/// allowed server (`GET http://allowed/` with `Host: evil.example`), and several `Host` headers or
+/// folded lines leave the choice to whichever the server happens to read.
+fn host_header_problem<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    host: &str,
+    port: u16,
+) -> Option<String> {
+    let target = format!("{}:{port}", Target::parse(host));
+    let mut named = Vec::new();
+    for line in headers.filter(|line| !line.is_empty()) {
+        if line.starts_with([' ', '\t']) {
+            return Some("folded header lines are not accepted".into());
+        }
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        if name.trim().eq_ignore_ascii_case("host") {
+            named.push(value.trim());
+        }
+    }
+    match named[..] {
+        [] => None,
+        [value] => {
+            let matches = !value.contains(['@', ' ', '\t'])
+                && split_host_port(value, Some(80)).is_some_and(|(named_host, named_port)| {
+                    Target::parse(&named_host) == Target::parse(host) && named_port == port
+                });
+            (!matches).then(|| {
+                format!("the Host header `{value}` does not name the request's target {target}")
+            })
+        }
+        _ => Some(format!(
+            "{} Host headers in one request to {target}; send at most one",
+            named.len()
+        )),
+    }
+}
+
 /// Answers a client we will not serve: an HTTP status with `reason` as its body, or the SOCKS5
 /// reply code, whichever protocol it spoke.
 async fn refuse<S: AsyncWrite + Unpin>(
@@ -678,5 +742,60 @@ mod tests {
         );
         assert_eq!(split_host_port("example.com", None), None);
         assert_eq!(split_host_port(":80", None), None);
+    }
+
+    #[test]
+    fn host_headers_must_name_the_target() {
+        let problem = |headers: &str, host: &str, port: u16| {
+            host_header_problem(headers.split("\r\n"), host, port)
+        };
+        for (headers, host, port) in [
+            ("Accept: */*", "127.0.0.1", 8080),
+            ("Host: 127.0.0.1:8080", "127.0.0.1", 8080),
+            ("host:  EXAMPLE.test.", "example.test", 80),
+            ("Host: example.test:80", "example.test", 80),
+            ("Host: [::1]:8080", "::1", 8080),
+        ] {
+            assert_eq!(problem(headers, host, port), None, "{headers}");
+        }
+        for (headers, host, port, why) in [
+            (
+                "Host: evil.example",
+                "127.0.0.1",
+                8080,
+                "`evil.example` does not name",
+            ),
+            (
+                "Host: 127.0.0.1",
+                "127.0.0.1",
+                8080,
+                "does not name the request's target 127.0.0.1:8080",
+            ),
+            ("Host: 127.0.0.1:8081", "127.0.0.1", 8080, "does not name"),
+            (
+                "Host: evil.example@127.0.0.1:8080",
+                "127.0.0.1",
+                8080,
+                "does not name",
+            ),
+            (
+                "Host: 127.0.0.1:8080\r\nHOST: evil.example",
+                "127.0.0.1",
+                8080,
+                "2 Host headers",
+            ),
+            (
+                "Host: 127.0.0.1:8080\r\n evil.example",
+                "127.0.0.1",
+                8080,
+                "folded",
+            ),
+        ] {
+            let found = problem(headers, host, port);
+            assert!(
+                found.as_deref().is_some_and(|f| f.contains(why)),
+                "{headers}: {found:?}"
+            );
+        }
     }
 }

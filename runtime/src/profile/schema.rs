@@ -175,6 +175,11 @@ pub struct NetworkSection {
     pub connection_time: HumanDuration,
     /// Proxied connections open at once; more are refused.
     pub max_connections: u32,
+    /// Whether the proxy looks up a name no name rule matches, to let address rules
+    /// (`10.0.0.0/8:5432`) allow it by where it leads. Off: address rules apply to address
+    /// literals only, and such a name is refused without any lookup (a lookup alone can carry
+    /// data out, as `<data>.attacker.example`).
+    pub resolve_names_for_address_rules: bool,
 }
 
 impl Default for NetworkSection {
@@ -185,6 +190,7 @@ impl Default for NetworkSection {
             idle_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             connection_time: HumanDuration(std::time::Duration::from_secs(3600)),
             max_connections: 512,
+            resolve_names_for_address_rules: false,
         }
     }
 }
