@@ -191,7 +191,15 @@ impl Found {
             idle_timeout,
             connection_time,
             max_connections,
+            resolve_names_for_address_rules,
         } = candidate;
+        if *resolve_names_for_address_rules && !ceiling.resolve_names_for_address_rules {
+            self.push(
+                "network.resolve_names_for_address_rules",
+                "lets the proxy resolve any name the job asks for, which the operator's profile \
+                 does not",
+            );
+        }
         let rank = |mode: NetworkMode| match mode {
             NetworkMode::None => 0,
             NetworkMode::Allowlist => 1,
@@ -390,6 +398,7 @@ mod tests {
             },
         );
         candidate.backend.image = "attacker/image".into();
+        candidate.network.resolve_names_for_address_rules = true;
         let found = fields(&candidate, &ceiling);
         for field in [
             "process.user",
@@ -403,6 +412,7 @@ mod tests {
             "process.env.pass",
             "secrets.SHADOW",
             "backend.image",
+            "network.resolve_names_for_address_rules",
         ] {
             assert!(found.iter().any(|f| f == field), "{field}: {found:?}");
         }
