@@ -528,3 +528,32 @@ fn a_refusal_quoting_a_secret_is_redacted() {
     assert!(!ran.stdout.contains(VALUE), "{ran:?}");
     assert!(ran.stderr.contains("[REDACTED:TOKEN]"), "{ran:?}");
 }
+
+/// `gate --fix` writes back through the same door: a fix that also rewrites `sandbox.toml` (to
+/// drop the gate that judges it) is not kept, though the gate then passes.
+#[test]
+fn a_fix_that_touches_a_protected_path_is_not_kept() {
+    let ws = Workspace::new();
+    put(
+        &ws,
+        "sandbox.toml",
+        "[[gate]]\nname = \"clean\"\ncommand = [\"sh\", \"-c\", \"! grep -q bad x.txt\"]\nfix = [\"sh\", \"-c\", \"echo good > x.txt && echo '# mine now' >> sandbox.toml\"]\n",
+    );
+    put(&ws, "x.txt", "bad\n");
+    let before = std::fs::read_to_string(ws.file("sandbox.toml")).expect("read");
+    let ran = gate(&ws, &["--backend", "native", "--fix"]);
+    let verdict = verdict(&ran);
+    assert_eq!(verdict["fixes"][0]["committed"], false, "{ran:?}");
+    assert_eq!(
+        ran.code, 1,
+        "the gate still fails on the unfixed file: {ran:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.file("x.txt")).expect("read"),
+        "bad\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.file("sandbox.toml")).expect("read"),
+        before
+    );
+}

@@ -121,9 +121,25 @@ fn fix_one(runner: &Runner, config: &ProjectConfig, gate: &GateSpec) -> Result<F
     };
     held.settle(&mut outcome, veto)
         .map_err(|e| e.with_causes())?;
+    let committed = outcome.workspace.committed && veto.is_none();
+    // Write-back refused on its own grounds (a protected path, a secret, a cap): say which.
+    let reason = reason.or_else(|| {
+        (!committed).then(|| {
+            let protected = &outcome.workspace.protected;
+            if protected.is_empty() {
+                format!("not written back: {}", outcome.notes.join("; "))
+            } else {
+                format!(
+                    "not written back: the fix changed protected paths ({}); pass \
+                     --allow-protected GLOB to let it",
+                    protected.join(", ")
+                )
+            }
+        })
+    });
     Ok(FixResult {
         gate: gate.name.clone(),
-        committed: outcome.workspace.committed && veto.is_none(),
+        committed,
         changed,
         reason,
     })
