@@ -302,11 +302,12 @@ fn denies_unlisted_hosts_without_resolving_them(backend: Backend) {
 fn address_rules_allow_names_only_when_the_profile_says_so(backend: Backend) {
     let ws = Workspace::new();
     let server = Server::start();
-    ws.write(
+    // The operator's own profile: a project's may not turn this on (tests/trust.rs).
+    let operator = common::OperatorProfile::new(
         "resolving.toml",
         "extends = \"networked\"\n[network]\nresolve_names_for_address_rules = true\n",
     );
-    let profile = ws.file("resolving.toml");
+    let profile = operator.path.clone();
     let rules = [
         format!("127.0.0.0/8:{}", server.port),
         format!("[::1]:{}", server.port),
