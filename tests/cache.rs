@@ -90,10 +90,7 @@ impl std::fmt::Debug for Judged {
 
 impl Judged {
     fn gate(&self, name: &str) -> &Value {
-        self.verdict["gates"]
-            .as_array()
-            .and_then(|gates| gates.iter().find(|g| g["name"] == name))
-            .unwrap_or(&Value::Null)
+        common::verdict_gate(&self.verdict, name)
     }
 
     fn cached(&self, name: &str) -> bool {

@@ -43,10 +43,7 @@ impl std::fmt::Debug for Judged {
 
 impl Judged {
     fn gate(&self, name: &str) -> &Value {
-        self.verdict["gates"]
-            .as_array()
-            .and_then(|gates| gates.iter().find(|g| g["name"] == name))
-            .unwrap_or(&Value::Null)
+        common::verdict_gate(&self.verdict, name)
     }
 }
 
@@ -451,12 +448,7 @@ fn fixture(name: &str) -> Workspace {
         .status()
         .expect("cp");
     assert!(status.success());
-    let status = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(workspace.path())
-        .status()
-        .expect("chmod");
-    assert!(status.success());
+    common::open_to_jobs(workspace.path());
     workspace
 }
 
@@ -611,11 +603,7 @@ fn staged_and_changed_since_narrow_what_is_judged() {
     // Unstaged: a third import, and a new file.
     repo.write("a.py", "import os\nimport sys\nimport json\n");
     repo.write("b.py", "import re\n");
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(repo.path())
-        .status()
-        .expect("chmod");
+    common::open_to_jobs(repo.path());
 
     let staged = gate(repo.path(), &["--staged", "--no-cache", "--only", "lint"]);
     let messages = unused_imports(&staged);
@@ -660,11 +648,7 @@ fn changed_since_measures_the_coverage_of_the_changed_lines() {
         "test_calc.py",
         "from calc import used\n\n\ndef test_used():\n    assert used(1) == 3\n",
     );
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(repo.path())
-        .status()
-        .expect("chmod");
+    common::open_to_jobs(repo.path());
 
     let changed = gate(repo.path(), &["--changed-since", "HEAD", "--no-cache"]);
     let coverage = changed.gate("coverage");

@@ -45,12 +45,7 @@ impl Repo {
     /// Writes a file, readable by the gate jobs' uid (65534) like the whole repository.
     fn write(&self, name: &str, text: &str) {
         self.dir.write(name, text);
-        let status = Command::new("chmod")
-            .args(["-R", "a+rX"])
-            .arg(self.path())
-            .status()
-            .expect("chmod");
-        assert!(status.success());
+        common::open_to_jobs(self.path());
     }
 
     /// `command` in the repository, with no git configuration but the repository's own.

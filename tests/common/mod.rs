@@ -124,6 +124,24 @@ impl Workspace {
     }
 }
 
+/// `chmod -R a+rX dir`: what the gate jobs' uid (65534) needs to read a tree we wrote as root.
+pub fn open_to_jobs(dir: &Path) {
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .status()
+        .expect("chmod");
+    assert!(status.success(), "chmod -R a+rX {}", dir.display());
+}
+
+/// The gate called `name` in a Verdict, or null.
+pub fn verdict_gate<'a>(verdict: &'a Value, name: &str) -> &'a Value {
+    verdict["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|g| g["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
 /// An operator's profile file: outside every workspace, in a directory of its own that lives as
 /// long as the returned guard. A profile file inside the workspace would be the project's, held
 /// to the operator's profiles (DESIGN §12).

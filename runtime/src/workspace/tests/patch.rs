@@ -12,9 +12,12 @@ use crate::workspace::{DiffBudget, NOT_DIFFED};
 
 const GIT: &str = "/usr/local/bin/git";
 
-fn git_apply(dir: &Path, patch: &str) {
+/// Runs `git apply ARGS -` in `dir` with `patch` on stdin.
+fn run_git_apply(dir: &Path, args: &[&str], patch: &str) -> std::process::Output {
     let mut child = Command::new(GIT)
-        .args(["apply", "-p1", "--whitespace=nowarn", "-"])
+        .arg("apply")
+        .args(args)
+        .arg("-")
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -27,7 +30,11 @@ fn git_apply(dir: &Path, patch: &str) {
         .unwrap()
         .write_all(patch.as_bytes())
         .unwrap();
-    let output = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn git_apply(dir: &Path, patch: &str) {
+    let output = run_git_apply(dir, &["-p1", "--whitespace=nowarn"], patch);
     assert!(
         output.status.success(),
         "git apply failed: {}\n--- patch ---\n{patch}",
@@ -280,21 +287,7 @@ fn a_spent_time_budget_diffs_nothing_and_git_apply_refuses_the_patch() {
 
     let fresh = tempfile::tempdir().unwrap();
     copy_tree(run.original.path(), fresh.path());
-    let mut child = Command::new(GIT)
-        .args(["apply", "--check", "-p1", "-"])
-        .current_dir(fresh.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(patch.text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_git_apply(fresh.path(), &["--check", "-p1"], &patch.text);
     assert!(
         !output.status.success(),
         "git apply took a patch with files left out:\n{}",
