@@ -97,6 +97,9 @@ fn run_in_cgroup(
         _ => None,
     };
     let proxy_socket = egress.as_ref().map(Egress::socket);
+    // Every mode but `host` gets a network namespace of its own, holding only `lo` (and, for the
+    // allowlist, the proxy's forwarder on it).
+    let own_netns = spec.network != NetworkMode::Host;
     let mounts = MountPlan::new(spec, Path::new("/"), proxy_socket.as_deref())?;
     let (report_read, report_write) = pipe()?;
     let (stdout_read, stdout_write) = pipe()?;
@@ -141,7 +144,12 @@ fn run_in_cgroup(
                 .iter()
                 .map(|name| Path::new("/dev").join(name))
                 .collect(),
-            deny_tcp: spec.network != NetworkMode::Host,
+            // Inside a network namespace of our own, everything a job can connect to is its own
+            // loopback (its test servers, the proxy's forwarder): a TCP rule there protects
+            // nothing and breaks every test suite with a local HTTP server (issue 16); the
+            // allowlist governs what leaves. The rule is for a job sharing a namespace that is
+            // not its own; `host` mode asked for the host's network, so it gets no rule.
+            deny_tcp: !own_netns && spec.network != NetworkMode::Host,
             tcp_connect: egress
                 .as_ref()
                 .map(|_| network::PROXY_PORT)
@@ -154,7 +162,7 @@ fn run_in_cgroup(
         user: spec.user,
         outer_ids: rootless.then(|| (nix::unistd::geteuid(), nix::unistd::getegid())),
         cgroup_join: cgroup.map(JobCgroup::join_files).unwrap_or_default(),
-        loopback: spec.network != NetworkMode::Host,
+        loopback: own_netns,
         forward: egress
             .as_ref()
             .map(|_| (network::PROXY_PORT, PathBuf::from(egress::JAIL_SOCKET))),
@@ -167,7 +175,7 @@ fn run_in_cgroup(
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
-    if spec.network != NetworkMode::Host {
+    if own_netns {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if rootless {
