@@ -105,6 +105,9 @@ fn run_in_cgroup(
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
     let mut writable: Vec<PathBuf> = spec.tmpfs.iter().map(|(path, _)| path.clone()).collect();
+    if spec.shm_size().is_some() {
+        writable.push(PathBuf::from("/dev/shm"));
+    }
     let tmpfs = writable.clone();
     if spec.workspace_writable() {
         writable.push(spec.workspace_mount.clone());
