@@ -133,10 +133,21 @@ pub fn check_requirements(spec: &JobSpec, engine: &EngineFacts) -> Result<(), Sa
             }),
             Feature::Seccomp => (spec.seccomp == SeccompMode::Off)
                 .then(|| "the profile turns seccomp off (`process.seccomp = \"off\"`)".into()),
-            Feature::Cgroup => engine
-                .cgroup
-                .is_none()
-                .then(|| "the Docker engine reports no cgroup version".into()),
+            Feature::Cgroup => {
+                if engine.cgroup.is_none() {
+                    Some("the Docker engine reports no cgroup version".into())
+                } else if !engine.unsupported_limits.is_empty() {
+                    let names: Vec<&str> =
+                        engine.unsupported_limits.iter().map(|l| l.name()).collect();
+                    Some(format!(
+                        "the Docker engine cannot enforce limits.{} (docker info warns about \
+                         it): its kernel lacks the cgroup controller",
+                        names.join(", limits.")
+                    ))
+                } else {
+                    None
+                }
+            }
             Feature::Userns => (!engine.user_namespace)
                 .then(|| "the Docker engine does not remap users (dockerd --userns-remap)".into()),
             Feature::Landlock => None,
@@ -311,7 +322,14 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         // A private IPC namespace with the job's own /dev/shm (nosuid, nodev, noexec), sized as
         // natively: Python's multiprocessing needs it (issue 16). `none` is also private, but
         // without any /dev/shm.
-        ipc_mode: Some(if spec.shm_size().is_some() { "private" } else { "none" }.to_owned()),
+        ipc_mode: Some(
+            if spec.shm_size().is_some() {
+                "private"
+            } else {
+                "none"
+            }
+            .to_owned(),
+        ),
         shm_size: spec.shm_size().map(clamp),
         cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
         // The job's output reaches us through attach only: a job printing 1 GiB must not
@@ -424,7 +442,11 @@ mod tests {
         assert_eq!(host.pids_limit, Some(64));
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.ipc_mode.as_deref(), Some("private"));
-        assert_eq!(host.shm_size, Some(64 << 20), "docker's default, as natively");
+        assert_eq!(
+            host.shm_size,
+            Some(64 << 20),
+            "docker's default, as natively"
+        );
         assert_eq!(
             host.log_config.as_ref().unwrap().typ.as_deref(),
             Some("none")
@@ -655,5 +677,11 @@ mod tests {
         assert!(refused.to_string().contains("netns"), "{refused}");
         let no_cgroup = EngineFacts::default();
         assert!(check_requirements(&spec("strict"), &no_cgroup).is_err());
+        let no_memory_controller = EngineFacts {
+            unsupported_limits: vec![crate::outcome::CgroupLimit::Memory],
+            ..engine
+        };
+        let refused = check_requirements(&spec("strict"), &no_memory_controller).unwrap_err();
+        assert!(refused.to_string().contains("limits.memory"), "{refused}");
     }
 }

@@ -28,7 +28,7 @@ pub struct LandlockPlan {
     /// connecting reaches other people's services. In a namespace of our own the job's
     /// loopback is its own (issue 16: a test suite's local HTTP server) ...
     pub deny_tcp: bool,
-    /// ... except to these ports (the egress proxy's forwarder).
+    /// ... except to these ports (the egress proxy's forwarder); ignored without `deny_tcp`.
     pub tcp_connect: Vec<u16>,
     /// Refuse to run when the kernel does not enforce the ruleset.
     pub required: bool,
@@ -80,7 +80,8 @@ impl LandlockPlan {
                 .add_rule(landlock::PathBeneath::new(fd, access))
                 .map_err(fail)?;
         }
-        for port in &self.tcp_connect {
+        // Port rules exist only for a handled right: without `deny_tcp` they would be refused.
+        for port in self.tcp_connect.iter().filter(|_| self.deny_tcp) {
             ruleset = ruleset
                 .add_rule(landlock::NetPort::new(*port, AccessNet::ConnectTcp))
                 .map_err(fail)?;

@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 
 use crate::error::SandboxError;
 use crate::host::HostFacts;
-use crate::outcome::{Ending, Isolation, Outcome};
+use crate::outcome::{CgroupLimit, Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode};
 use crate::secrets::Delivery;
@@ -51,13 +51,38 @@ pub fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxErr
         Ok(cgroup_host) => Some(cgroup_host.create(&spec.id, &spec.limits)?),
         Err(_) => None,
     };
+    let swap_limited = cgroup.as_ref().is_none_or(|c| c.swap_limited);
     let result = run_in_cgroup(spec, rootless, cgroup.as_ref(), backend_reason);
     let removed = cgroup.map(JobCgroup::remove).transpose();
     let mut outcome = result?;
+    // A limit this host cannot enforce is named, never silent (issue 16); a profile requiring
+    // `cgroup` was refused above.
+    if let Err(reason) = &host.cgroup {
+        outcome.unenforced(spec, &CgroupLimit::ALL, &format!("no cgroup: {reason}"));
+    } else if !swap_limited && host_has_swap() {
+        outcome.unenforced(
+            spec,
+            &[CgroupLimit::Memory],
+            "it caps RAM only: this host has swap and its kernel does not account it \
+             (swapaccount=1), so the job may swap beyond the limit",
+        );
+    }
     if let Err(error) = removed {
         outcome.notes.push(format!("cleanup: {error}"));
     }
     Ok(outcome)
+}
+
+/// Whether the host has any swap a job could use beyond its memory limit.
+fn host_has_swap() -> bool {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("SwapTotal:"))
+                .map(|rest| rest.trim().trim_end_matches("kB").trim() != "0")
+        })
+        .unwrap_or(false)
 }
 
 fn check_requirements(spec: &JobSpec, host: &HostFacts) -> Result<(), SandboxError> {

@@ -725,7 +725,10 @@ mod tests {
             }]
         );
         let dev = plan.ops.iter().position(|op| *op == MountOp::Dev);
-        let at = plan.ops.iter().position(|op| matches!(op, MountOp::Shm { .. }));
+        let at = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Shm { .. }));
         assert!(dev < at, "mounted on the /dev it belongs to");
         job.shm = crate::profile::ByteSize(0);
         let plan = MountPlan::new(&job, root.path(), None).unwrap();
