@@ -287,7 +287,7 @@ fn memory_limit_is_enforced_and_nothing_is_unenforced(backend: Backend) {
     let run = exec_json(
         backend,
         &ws,
-        &["--profile", "standard", "--memory", "64M"],
+        &["--profile", "standard", "--memory", "100M"],
         &[
             "python3",
             "-c",
@@ -296,7 +296,7 @@ fn memory_limit_is_enforced_and_nothing_is_unenforced(backend: Backend) {
     );
     assert!(
         run.limits_hit().contains(&"memory".to_owned()),
-        "200 MB under a 64M limit: {run:?}"
+        "200 MB under a 100M limit: {run:?}"
     );
     assert!(!run.stdout().contains("allocated"), "{run:?}");
     assert_eq!(
