@@ -587,6 +587,99 @@ fn refuses_strict_where_cgroups_are_not_delegated() {
     assert!(ran.stdout.is_empty(), "the job must not have run\n{ran:?}");
 }
 
+/// Unprivileged without a delegated cgroup, `--memory 100M` cannot be enforced. A profile that
+/// does not require `cgroup` still runs, and the Outcome names the limit instead of staying
+/// silent (issue 16: a 400 MB allocation used to exit 0 with no word).
+#[test]
+fn an_unenforceable_memory_limit_is_named_not_silent() {
+    let Some(user) = Unprivileged::new() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let doctor = user.doctor(ws.path());
+    if doctor["cgroup"]["available"] == true {
+        common::skip(&format!(
+            "cgroups are delegated to uid {} here, so its memory limit is enforced",
+            user.uid
+        ));
+        return;
+    }
+    let ran = user.run(
+        &[
+            "exec",
+            "--backend",
+            "native",
+            "--profile",
+            "standard",
+            "--memory",
+            "100M",
+            "--workspace",
+            ws.path().to_str().expect("utf-8"),
+            "--output",
+            "json",
+            "--",
+            "python3",
+            "-c",
+            "b = bytearray(200 << 20); print('allocated', len(b) >> 20)",
+        ],
+        ws.path(),
+    );
+    if ran.code != 0 && doctor["user_namespaces"]["available"] == false {
+        common::skip(&format!(
+            "user namespaces unavailable for uid {}: {}",
+            user.uid, doctor["user_namespaces"]["detail"]
+        ));
+        return;
+    }
+    let outcome = ran.outcome();
+    assert_eq!(outcome["stdout"], "allocated 200\n", "{ran:?}");
+    let unenforced = &outcome["limits_unenforced"];
+    assert_eq!(
+        *unenforced,
+        serde_json::json!(["memory", "pids", "cpus"]),
+        "{ran:?}"
+    );
+    let notes: Vec<&str> = outcome["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|note| note.contains("not enforced") && note.contains("limits.memory = 100M")),
+        "a note names the memory limit: {ran:?}"
+    );
+}
+
+/// Root's run of the same job: the limit is hit and nothing is left unenforced.
+#[test]
+fn as_root_the_same_memory_limit_is_enforced() {
+    if euid() != 0 {
+        common::skip("not root: the host may not delegate a cgroup to this user");
+        return;
+    }
+    let ws = Workspace::new();
+    let run = exec_json(
+        Backend::Native,
+        &ws,
+        &["--profile", "standard", "--memory", "100M"],
+        &[
+            "python3",
+            "-c",
+            "b = bytearray(200 << 20); print('allocated', len(b) >> 20)",
+        ],
+    );
+    assert_eq!(run.status(), "oom_killed", "{run:?}");
+    assert_eq!(run.limits_hit(), ["memory"], "{run:?}");
+    assert_eq!(
+        run.outcome["limits_unenforced"],
+        serde_json::json!([]),
+        "{run:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Rootless
 
@@ -1162,6 +1255,66 @@ fn doctor_reports_host_features_and_builtin_readiness() {
         let missing = profile["missing"].as_array().expect("missing array");
         assert_eq!(runnable, missing.is_empty(), "{name}\n{report:#}");
     }
+}
+
+/// The limits every user gets, whatever the host (rlimits, tmpfs sizes, the supervisor).
+const ALWAYS_ENFORCED: [&str; 9] = [
+    "wall_time",
+    "cpu_time",
+    "open_files",
+    "file_size",
+    "disk",
+    "files",
+    "changed_files",
+    "changed_lines",
+    "output",
+];
+
+fn limit_names(report: &Value, key: &str) -> Vec<String> {
+    report["limits"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("limits.{key} is not a list\n{report:#}"))
+        .iter()
+        .map(|name| name.as_str().expect("a limit name").to_owned())
+        .collect()
+}
+
+/// `doctor` says which limits this user can enforce: the cgroup's three where a cgroup is
+/// there (root here), none of them for an unprivileged user without a delegated one.
+#[test]
+fn doctor_lists_the_limits_this_user_can_enforce() {
+    let ran = sandbox(&["doctor", "--output", "json"]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let report = ran.json();
+    let (enforced, unenforced) = (
+        limit_names(&report, "enforced"),
+        limit_names(&report, "unenforced"),
+    );
+    for name in ALWAYS_ENFORCED {
+        assert!(enforced.iter().any(|n| n == name), "{name}\n{report:#}");
+    }
+    let cgroup = ["memory", "pids", "cpus"];
+    if report["cgroup"]["available"] == true {
+        assert!(unenforced.is_empty(), "{report:#}");
+        for name in cgroup {
+            assert!(enforced.iter().any(|n| n == name), "{name}\n{report:#}");
+        }
+    } else {
+        assert_eq!(unenforced, cgroup, "{report:#}");
+    }
+
+    let Some(user) = Unprivileged::new() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let theirs = user.doctor(ws.path());
+    if theirs["cgroup"]["available"] == true {
+        common::skip(&format!("cgroups are delegated to uid {}", user.uid));
+        return;
+    }
+    assert_eq!(limit_names(&theirs, "unenforced"), cgroup, "{theirs:#}");
+    let detail = theirs["limits"]["detail"].as_str().expect("limits.detail");
+    assert!(detail.contains("limits_unenforced"), "{theirs:#}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::native::cgroups::CgroupHost;
 use crate::native::landlock::kernel_abi;
+use crate::outcome::CgroupLimit;
 use crate::profile::{self, Feature};
 
 pub struct HostFacts {
@@ -86,8 +87,63 @@ pub struct DoctorReport {
     pub cgroup: FeatureState,
     pub user_namespaces: FeatureState,
     pub overlayfs: bool,
+    /// Which of a profile's limits this user can enforce on the native backend.
+    pub limits: LimitsReport,
     pub docker: FeatureState,
     pub profiles: Vec<ProfileReadiness>,
+}
+
+/// The profile's `[limits]` by name, split by whether this user can enforce them natively. A
+/// job under an unenforced limit runs with the limit named in its Outcome's
+/// `limits_unenforced`, unless its profile requires `cgroup`.
+#[derive(Debug, Serialize)]
+pub struct LimitsReport {
+    pub enforced: Vec<String>,
+    pub unenforced: Vec<String>,
+    /// How each kind is enforced, and why any is not.
+    pub detail: String,
+}
+
+/// Limits that rlimits, tmpfs sizes, the supervisor or write-back enforce for every user.
+const ALWAYS_ENFORCED: [&str; 9] = [
+    "wall_time",
+    "cpu_time",
+    "open_files",
+    "file_size",
+    "disk",
+    "files",
+    "changed_files",
+    "changed_lines",
+    "output",
+];
+
+fn limits_report(facts: &HostFacts) -> LimitsReport {
+    let cgroup_limits = CgroupLimit::ALL.iter().map(|limit| limit.name().to_owned());
+    let mut enforced: Vec<String> = ALWAYS_ENFORCED.iter().map(|n| (*n).to_owned()).collect();
+    let always = "wall_time by the supervisor; cpu_time, open_files, file_size by rlimits; disk \
+                  and files by tmpfs sizes and the scratch view; changed_* and output by sandbox";
+    match &facts.cgroup {
+        Ok(host) => {
+            enforced.extend(cgroup_limits);
+            LimitsReport {
+                enforced,
+                unenforced: Vec::new(),
+                detail: format!(
+                    "memory, pids, cpus by a cgroup {} of the job's own; {always}",
+                    host.version.name()
+                ),
+            }
+        }
+        Err(reason) => LimitsReport {
+            enforced,
+            unenforced: cgroup_limits.collect(),
+            detail: format!(
+                "memory, pids, cpus need a cgroup and none is available ({reason}): jobs run \
+                 with them named in the Outcome's limits_unenforced, and profiles requiring \
+                 `cgroup` refuse; {always}"
+            ),
+        },
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +203,7 @@ pub fn doctor() -> DoctorReport {
             },
         },
         overlayfs: facts.overlayfs,
+        limits: limits_report(&facts),
         docker: docker_engine(),
         profiles,
     }

@@ -45,6 +45,12 @@ pub struct Outcome {
     pub cpu_ms: f64,
     pub peak_memory_bytes: Option<u64>,
     pub limits_hit: Vec<LimitKind>,
+    /// Limits of the profile this host did not enforce, each also explained in `notes`: no
+    /// cgroup for this user, a kernel without swap accounting, an engine without the
+    /// controller. No rlimit stands in for them (see `CgroupLimit`). A profile that lists
+    /// `cgroup` in `process.require` refuses to run instead.
+    #[serde(default)]
+    pub limits_unenforced: Vec<CgroupLimit>,
     pub isolation: Isolation,
     pub network: NetworkReport,
     /// The names of the secrets the job was given (never their values).
@@ -88,6 +94,42 @@ pub enum LimitKind {
     Output,
     ChangedFiles,
     ChangedLines,
+}
+
+/// A limit only a cgroup enforces, named as in the profile's `[limits]`. No rlimit means the
+/// same thing: RLIMIT_AS counts address space (a JVM or a Go program reserves gigabytes it never
+/// touches), RLIMIT_NPROC counts every process of the user's uid on the host, not the job's,
+/// and RLIMIT_CPU is time per process, not a share of the machine.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupLimit {
+    Memory,
+    Pids,
+    Cpus,
+}
+
+impl CgroupLimit {
+    pub const ALL: [CgroupLimit; 3] = [CgroupLimit::Memory, CgroupLimit::Pids, CgroupLimit::Cpus];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupLimit::Memory => "memory",
+            CgroupLimit::Pids => "pids",
+            CgroupLimit::Cpus => "cpus",
+        }
+    }
+
+    /// `limits.memory = 100M`, as the profile says it.
+    fn describe(self, limits: &crate::profile::Limits) -> String {
+        let value = match self {
+            CgroupLimit::Memory => limits.memory.to_string(),
+            CgroupLimit::Pids => limits.pids.to_string(),
+            CgroupLimit::Cpus => limits.cpus.to_string(),
+        };
+        format!("limits.{} = {value}", self.name())
+    }
 }
 
 /// Every isolation layer as it was applied, not as it was asked for.
@@ -253,6 +295,7 @@ impl Outcome {
             cpu_ms: 0.0,
             peak_memory_bytes: None,
             limits_hit: Vec::new(),
+            limits_unenforced: Vec::new(),
             isolation: Isolation::default(),
             network: NetworkReport {
                 mode: NetworkMode::default(),
@@ -325,6 +368,22 @@ impl Outcome {
                 patch.not_diffed.join(", ")
             ));
         }
+    }
+
+    /// Records limits the host did not enforce, in `limits_unenforced` and in a note saying
+    /// which values went unenforced and `why` (never silently: issue 16).
+    pub fn unenforced(&mut self, spec: &JobSpec, limits: &[CgroupLimit], why: &str) {
+        if limits.is_empty() {
+            return;
+        }
+        let named: Vec<String> = limits.iter().map(|l| l.describe(&spec.limits)).collect();
+        self.notes.push(format!(
+            "not enforced: {} ({why}); add `cgroup` to process.require to refuse such a run",
+            named.join(", ")
+        ));
+        self.limits_unenforced.extend_from_slice(limits);
+        self.limits_unenforced.sort();
+        self.limits_unenforced.dedup();
     }
 
     /// Records the captured output (kept only in capture mode) and its redactions.

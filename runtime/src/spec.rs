@@ -32,6 +32,8 @@ pub struct JobSpec {
     /// a scratch job's copy-on-write view (set by `crate::run`).
     pub view: Option<PathBuf>,
     pub tmpfs: Vec<(PathBuf, ByteSize)>,
+    /// `filesystem.shm`: the size asked for the job's private `/dev/shm` (see `shm_size`).
+    pub shm: ByteSize,
     pub hide: Vec<PathBuf>,
     /// Host paths bound into the job: `filesystem.read_only` / `read_write` at their own place,
     /// then the caller's `--ro-bind` / `--bind`.
@@ -237,6 +239,7 @@ impl JobSpec {
                 .map(|(path, size)| (path.as_path().to_owned(), *size))
                 .filter(|(path, _)| !binds.iter().any(|bind| bind.target == *path))
                 .collect(),
+            shm: fs.shm,
             hide: paths(&fs.hide),
             binds,
             network,
@@ -328,6 +331,13 @@ impl JobSpec {
         dirs.sort();
         dirs.dedup();
         dirs
+    }
+
+    /// The bytes of the job's `/dev/shm`, capped at `limits.disk` like every tmpfs of the
+    /// job's; `None` when there is none (`filesystem.shm = 0`: a tmpfs of size 0 would be
+    /// unlimited).
+    pub fn shm_size(&self) -> Option<u64> {
+        Some(self.shm.0.min(self.limits.disk.0)).filter(|size| *size > 0)
     }
 
     /// Whether the job may write its workspace (in place, or in its scratch view).

@@ -34,6 +34,16 @@ pub fn run(output: OutputFormat) -> anyhow::Result<u8> {
     ));
     text.push_str(&format!("overlayfs       {}\n", yes_no(report.overlayfs)));
     text.push_str(&format!(
+        "limits          enforced: {}; not enforced: {}\n                {}\n",
+        report.limits.enforced.join(", "),
+        if report.limits.unenforced.is_empty() {
+            "none".to_owned()
+        } else {
+            report.limits.unenforced.join(", ")
+        },
+        report.limits.detail
+    ));
+    text.push_str(&format!(
         "docker          {} {}\n",
         yes_no(report.docker.available),
         report.docker.detail

@@ -133,10 +133,21 @@ pub fn check_requirements(spec: &JobSpec, engine: &EngineFacts) -> Result<(), Sa
             }),
             Feature::Seccomp => (spec.seccomp == SeccompMode::Off)
                 .then(|| "the profile turns seccomp off (`process.seccomp = \"off\"`)".into()),
-            Feature::Cgroup => engine
-                .cgroup
-                .is_none()
-                .then(|| "the Docker engine reports no cgroup version".into()),
+            Feature::Cgroup => {
+                if engine.cgroup.is_none() {
+                    Some("the Docker engine reports no cgroup version".into())
+                } else if !engine.unsupported_limits.is_empty() {
+                    let names: Vec<&str> =
+                        engine.unsupported_limits.iter().map(|l| l.name()).collect();
+                    Some(format!(
+                        "the Docker engine cannot enforce limits.{} (docker info warns about \
+                         it): its kernel lacks the cgroup controller",
+                        names.join(", limits.")
+                    ))
+                } else {
+                    None
+                }
+            }
             Feature::Userns => (!engine.user_namespace)
                 .then(|| "the Docker engine does not remap users (dockerd --userns-remap)".into()),
             Feature::Landlock => None,
@@ -308,9 +319,18 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         ]),
         init: Some(init),
         network_mode: Some(network_mode.to_owned()),
-        // No /dev/shm: the native jail has none either, and it would be a writable place
-        // outside the workspace and the tmpfs mounts, beyond `limits.disk`.
-        ipc_mode: Some("none".to_owned()),
+        // A private IPC namespace with the job's own /dev/shm (nosuid, nodev, noexec), sized as
+        // natively: Python's multiprocessing needs it (issue 16). `none` is also private, but
+        // without any /dev/shm.
+        ipc_mode: Some(
+            if spec.shm_size().is_some() {
+                "private"
+            } else {
+                "none"
+            }
+            .to_owned(),
+        ),
+        shm_size: spec.shm_size().map(clamp),
         cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
         // The job's output reaches us through attach only: a job printing 1 GiB must not
         // write 1 GiB of logs on the engine's disk.
@@ -421,7 +441,12 @@ mod tests {
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(host.pids_limit, Some(64));
         assert_eq!(host.network_mode.as_deref(), Some("none"));
-        assert_eq!(host.ipc_mode.as_deref(), Some("none"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("private"));
+        assert_eq!(
+            host.shm_size,
+            Some(64 << 20),
+            "docker's default, as natively"
+        );
         assert_eq!(
             host.log_config.as_ref().unwrap().typ.as_deref(),
             Some("none")
@@ -558,6 +583,20 @@ mod tests {
     }
 
     #[test]
+    fn dev_shm_is_capped_by_disk_and_absent_at_zero() {
+        let mut spec = spec("standard");
+        spec.shm = ByteSize(1 << 30);
+        spec.limits.disk = ByteSize(32 << 20);
+        let body = container(&spec, &inputs()).unwrap();
+        assert_eq!(host_config(&body).shm_size, Some(32 << 20));
+        assert_eq!(host_config(&body).ipc_mode.as_deref(), Some("private"));
+        spec.shm = ByteSize(0);
+        let body = container(&spec, &inputs()).unwrap();
+        assert_eq!(host_config(&body).shm_size, None);
+        assert_eq!(host_config(&body).ipc_mode.as_deref(), Some("none"));
+    }
+
+    #[test]
     fn hidden_paths_are_masked_unless_something_is_mounted_below() {
         let mut spec = spec("strict");
         spec.workspace_mount = "/home/me/project".into();
@@ -638,5 +677,11 @@ mod tests {
         assert!(refused.to_string().contains("netns"), "{refused}");
         let no_cgroup = EngineFacts::default();
         assert!(check_requirements(&spec("strict"), &no_cgroup).is_err());
+        let no_memory_controller = EngineFacts {
+            unsupported_limits: vec![crate::outcome::CgroupLimit::Memory],
+            ..engine
+        };
+        let refused = check_requirements(&spec("strict"), &no_memory_controller).unwrap_err();
+        assert!(refused.to_string().contains("limits.memory"), "{refused}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bollard::Docker;
 
 use crate::error::SandboxError;
+use crate::outcome::CgroupLimit;
 
 use super::EngineInfo;
 
@@ -102,6 +103,11 @@ pub struct EngineFacts {
     pub init_binary: Option<String>,
     /// The engine remaps container uids into a user namespace (`userns-remap`).
     pub user_namespace: bool,
+    /// Limits the engine says it cannot enforce (`docker info`: MemoryLimit, CpuCfsQuota,
+    /// PidsLimit false); it would drop them with a warning.
+    pub unsupported_limits: Vec<CgroupLimit>,
+    /// The engine cannot limit swap (SwapLimit false): the memory limit caps RAM only.
+    pub swap_unlimited: bool,
 }
 
 pub async fn facts(docker: &Docker) -> Result<EngineFacts, bollard::errors::Error> {
@@ -120,6 +126,17 @@ pub async fn facts(docker: &Docker) -> Result<EngineFacts, bollard::errors::Erro
             .unwrap_or_default()
             .iter()
             .any(|option| option.split(',').any(|part| part == "name=userns")),
+        // An engine that does not say is taken at its word of old: it enforces them.
+        unsupported_limits: [
+            (CgroupLimit::Memory, info.memory_limit),
+            (CgroupLimit::Cpus, info.cpu_cfs_quota),
+            (CgroupLimit::Pids, info.pids_limit),
+        ]
+        .into_iter()
+        .filter(|(_, supported)| *supported == Some(false))
+        .map(|(limit, _)| limit)
+        .collect(),
+        swap_unlimited: info.swap_limit == Some(false),
     })
 }
 

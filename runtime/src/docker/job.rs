@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use crate::error::SandboxError;
 use crate::native::seccomp::docker_profile;
 use crate::network::{self, Listener, Proxy};
-use crate::outcome::{Ending, Isolation, Outcome};
+use crate::outcome::{CgroupLimit, Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode, SeccompMode};
 use crate::spec::{JobSpec, OutputMode};
@@ -290,6 +290,21 @@ async fn drive(
 
     let mut outcome = Outcome::new(spec, "docker", backend_reason, isolation(spec, &facts));
     outcome.network.events = events;
+    // The engine drops a limit its kernel cannot enforce with a warning only; the Outcome names
+    // it (issue 16). A profile requiring `cgroup` was refused in `check_requirements`.
+    outcome.unenforced(
+        spec,
+        &facts.unsupported_limits,
+        "the Docker engine's kernel lacks the cgroup controller",
+    );
+    if facts.swap_unlimited && !facts.unsupported_limits.contains(&CgroupLimit::Memory) {
+        outcome.unenforced(
+            spec,
+            &[CgroupLimit::Memory],
+            "it caps RAM only: the Docker engine cannot limit swap (docker info: \
+             \"No swap limit support\")",
+        );
+    }
     outcome.duration_ms = duration.as_secs_f64() * 1000.0;
     outcome
         .notes

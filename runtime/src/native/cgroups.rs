@@ -13,6 +13,8 @@ use crate::profile::Limits;
 
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 const CPU_PERIOD_US: u64 = 100_000;
+/// The files that keep a job from swapping beyond its memory limit, on v1 and v2.
+const SWAP_FILES: [&str; 2] = ["memory.memsw.limit_in_bytes", "memory.swap.max"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupVersion {
@@ -113,6 +115,7 @@ impl CgroupHost {
         let mut cgroup = JobCgroup {
             version: self.version,
             dirs: Vec::new(),
+            swap_limited: true,
         };
         if self.version == CgroupVersion::V2 {
             enable_v2_controllers(&self.parents[0])?;
@@ -127,8 +130,10 @@ impl CgroupHost {
             cgroup.dirs.push(dir);
         }
         for (file, value) in limit_files(self.version, limits) {
-            // memsw only exists with swap accounting; without it there is no swap to limit.
-            if file == "memory.memsw.limit_in_bytes" && !cgroup.file(file).exists() {
+            // The swap files only exist with swap accounting (CONFIG_MEMCG_SWAP, swapaccount=1);
+            // without it the memory limit caps RAM only, which `swap_limited` tells the Outcome.
+            if SWAP_FILES.contains(&file) && !cgroup.file(file).exists() {
+                cgroup.swap_limited = false;
                 continue;
             }
             cgroup.write(file, &value)?;
@@ -161,6 +166,7 @@ impl CgroupHost {
                 let cgroup = JobCgroup {
                     version: self.version,
                     dirs,
+                    swap_limited: true,
                 };
                 (job_id, cgroup)
             })
@@ -214,6 +220,9 @@ fn enable_v2_controllers(parent: &Path) -> Result<(), SandboxError> {
 pub struct JobCgroup {
     pub version: CgroupVersion,
     dirs: Vec<PathBuf>,
+    /// Whether swap is limited too (memory + swap = memory); false when the kernel does not
+    /// account swap, where the memory limit holds for RAM only.
+    pub swap_limited: bool,
 }
 
 /// What the cgroup saw of the job.

@@ -1,6 +1,7 @@
 //! Landlock, a second wall behind the mounts: read and execute anywhere in the (already
 //! read-only) root, write only to the workspace (when writable) and the tmpfs mounts, no TCP
-//! bind or connect (ABI 4+), no signals or abstract sockets across the jail's edge (ABI 6+).
+//! connect (ABI 4+) where the job has no network namespace of its own, no signals or abstract
+//! sockets across the jail's edge (ABI 6+).
 //!
 //! `restrict_self` restricts only the calling thread, so it runs in the single-threaded job
 //! process just before `execve`, never in the supervisor.
@@ -23,9 +24,11 @@ pub struct LandlockPlan {
     pub writable: Vec<PathBuf>,
     /// Device files the job may read and write.
     pub devices: Vec<PathBuf>,
-    /// Deny TCP connect (every network mode but `host`) ...
+    /// Deny TCP connect: only for a job that shares a network namespace it does not own, where
+    /// connecting reaches other people's services. In a namespace of our own the job's
+    /// loopback is its own (issue 16: a test suite's local HTTP server) ...
     pub deny_tcp: bool,
-    /// ... except to these ports (the egress proxy's forwarder).
+    /// ... except to these ports (the egress proxy's forwarder); ignored without `deny_tcp`.
     pub tcp_connect: Vec<u16>,
     /// Refuse to run when the kernel does not enforce the ruleset.
     pub required: bool,
@@ -52,8 +55,8 @@ impl LandlockPlan {
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(all)
             .map_err(fail)?;
-        // Connect only, as DESIGN section 3 says. The price: a job cannot connect to a TCP server
-        // it runs on its own loopback either (unix sockets still work).
+        // Connect only, as DESIGN section 3 says; the caller asks for it only where the job has
+        // no network namespace of its own (see `deny_tcp`).
         if self.deny_tcp {
             ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(fail)?;
         }
@@ -77,7 +80,8 @@ impl LandlockPlan {
                 .add_rule(landlock::PathBeneath::new(fd, access))
                 .map_err(fail)?;
         }
-        for port in &self.tcp_connect {
+        // Port rules exist only for a handled right: without `deny_tcp` they would be refused.
+        for port in self.tcp_connect.iter().filter(|_| self.deny_tcp) {
             ruleset = ruleset
                 .add_rule(landlock::NetPort::new(*port, AccessNet::ConnectTcp))
                 .map_err(fail)?;

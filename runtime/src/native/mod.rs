@@ -26,7 +26,7 @@ use nix::unistd::Pid;
 
 use crate::error::SandboxError;
 use crate::host::HostFacts;
-use crate::outcome::{Ending, Isolation, Outcome};
+use crate::outcome::{CgroupLimit, Ending, Isolation, Outcome};
 use crate::output::{Captured, OutputSink};
 use crate::profile::{Feature, NetworkMode};
 use crate::secrets::Delivery;
@@ -51,13 +51,38 @@ pub fn run(spec: &JobSpec, backend_reason: String) -> Result<Outcome, SandboxErr
         Ok(cgroup_host) => Some(cgroup_host.create(&spec.id, &spec.limits)?),
         Err(_) => None,
     };
+    let swap_limited = cgroup.as_ref().is_none_or(|c| c.swap_limited);
     let result = run_in_cgroup(spec, rootless, cgroup.as_ref(), backend_reason);
     let removed = cgroup.map(JobCgroup::remove).transpose();
     let mut outcome = result?;
+    // A limit this host cannot enforce is named, never silent (issue 16); a profile requiring
+    // `cgroup` was refused above.
+    if let Err(reason) = &host.cgroup {
+        outcome.unenforced(spec, &CgroupLimit::ALL, &format!("no cgroup: {reason}"));
+    } else if !swap_limited && host_has_swap() {
+        outcome.unenforced(
+            spec,
+            &[CgroupLimit::Memory],
+            "it caps RAM only: this host has swap and its kernel does not account it \
+             (swapaccount=1), so the job may swap beyond the limit",
+        );
+    }
     if let Err(error) = removed {
         outcome.notes.push(format!("cleanup: {error}"));
     }
     Ok(outcome)
+}
+
+/// Whether the host has any swap a job could use beyond its memory limit.
+fn host_has_swap() -> bool {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("SwapTotal:"))
+                .map(|rest| rest.trim().trim_end_matches("kB").trim() != "0")
+        })
+        .unwrap_or(false)
 }
 
 fn check_requirements(spec: &JobSpec, host: &HostFacts) -> Result<(), SandboxError> {
@@ -97,11 +122,17 @@ fn run_in_cgroup(
         _ => None,
     };
     let proxy_socket = egress.as_ref().map(Egress::socket);
+    // Every mode but `host` gets a network namespace of its own, holding only `lo` (and, for the
+    // allowlist, the proxy's forwarder on it).
+    let own_netns = spec.network != NetworkMode::Host;
     let mounts = MountPlan::new(spec, Path::new("/"), proxy_socket.as_deref())?;
     let (report_read, report_write) = pipe()?;
     let (stdout_read, stdout_write) = pipe()?;
     let (stderr_read, stderr_write) = pipe()?;
     let mut writable: Vec<PathBuf> = spec.tmpfs.iter().map(|(path, _)| path.clone()).collect();
+    if spec.shm_size().is_some() {
+        writable.push(PathBuf::from("/dev/shm"));
+    }
     let tmpfs = writable.clone();
     if spec.workspace_writable() {
         writable.push(spec.workspace_mount.clone());
@@ -141,7 +172,12 @@ fn run_in_cgroup(
                 .iter()
                 .map(|name| Path::new("/dev").join(name))
                 .collect(),
-            deny_tcp: spec.network != NetworkMode::Host,
+            // Inside a network namespace of our own, everything a job can connect to is its own
+            // loopback (its test servers, the proxy's forwarder): a TCP rule there protects
+            // nothing and breaks every test suite with a local HTTP server (issue 16); the
+            // allowlist governs what leaves. The rule is for a job sharing a namespace that is
+            // not its own; `host` mode asked for the host's network, so it gets no rule.
+            deny_tcp: !own_netns && spec.network != NetworkMode::Host,
             tcp_connect: egress
                 .as_ref()
                 .map(|_| network::PROXY_PORT)
@@ -154,7 +190,7 @@ fn run_in_cgroup(
         user: spec.user,
         outer_ids: rootless.then(|| (nix::unistd::geteuid(), nix::unistd::getegid())),
         cgroup_join: cgroup.map(JobCgroup::join_files).unwrap_or_default(),
-        loopback: spec.network != NetworkMode::Host,
+        loopback: own_netns,
         forward: egress
             .as_ref()
             .map(|_| (network::PROXY_PORT, PathBuf::from(egress::JAIL_SOCKET))),
@@ -167,7 +203,7 @@ fn run_in_cgroup(
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
-    if spec.network != NetworkMode::Host {
+    if own_netns {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if rootless {

@@ -66,6 +66,11 @@ pub enum MountOp {
     Proc,
     Sysfs,
     Dev,
+    /// The job's private `/dev/shm` on the /dev above: POSIX shared memory and semaphores.
+    Shm {
+        size: u64,
+        inodes: u64,
+    },
     Tmpfs {
         target: PathBuf,
         size: u64,
@@ -170,6 +175,9 @@ impl MountPlan {
         }
         ops.extend([MountOp::Proc, MountOp::Sysfs, MountOp::Dev]);
         let inodes = spec.limits.files;
+        if let Some(size) = spec.shm_size() {
+            ops.push(MountOp::Shm { size, inodes });
+        }
         for (target, size) in &spec.tmpfs {
             ops.push(MountOp::Tmpfs {
                 target: target.clone(),
@@ -381,6 +389,18 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
             }
             make_dir(&dev.join("shm"))?;
             read_only_at_end.push(dev);
+        }
+        MountOp::Shm { size, inodes } => {
+            // Its own mount, so that it stays writable when /dev is made read-only at the end.
+            // noexec as Docker's: shared memory is for data, not for programs.
+            let options = format!("mode=1777,size={size},nr_inodes={inodes}");
+            mount_fs(
+                "tmpfs",
+                new(Path::new("dev/shm")),
+                Some("tmpfs"),
+                nosuid_nodev | MsFlags::MS_NOEXEC,
+                Some(&options),
+            )?;
         }
         MountOp::Tmpfs {
             target,
@@ -683,6 +703,36 @@ mod tests {
             ),
             "an ro workspace is bound read-only"
         );
+    }
+
+    #[test]
+    fn dev_shm_is_a_tmpfs_capped_by_disk_and_absent_at_zero() {
+        let root = tempfile::tempdir().unwrap();
+        let mut job = spec("standard");
+        job.shm = crate::profile::ByteSize(1 << 30);
+        job.limits.disk = crate::profile::ByteSize(32 << 20);
+        let plan = MountPlan::new(&job, root.path(), None).unwrap();
+        let shm: Vec<_> = plan
+            .ops
+            .iter()
+            .filter(|op| matches!(op, MountOp::Shm { .. }))
+            .collect();
+        assert_eq!(
+            shm,
+            [&MountOp::Shm {
+                size: 32 << 20,
+                inodes: job.limits.files
+            }]
+        );
+        let dev = plan.ops.iter().position(|op| *op == MountOp::Dev);
+        let at = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Shm { .. }));
+        assert!(dev < at, "mounted on the /dev it belongs to");
+        job.shm = crate::profile::ByteSize(0);
+        let plan = MountPlan::new(&job, root.path(), None).unwrap();
+        assert!(!plan.ops.iter().any(|op| matches!(op, MountOp::Shm { .. })));
     }
 
     #[test]

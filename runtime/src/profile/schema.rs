@@ -69,6 +69,11 @@ pub struct FilesystemSection {
     pub scratch_view: ScratchView,
     /// Empty tmpfs mounts, path = size.
     pub tmpfs: BTreeMap<AbsolutePath, ByteSize>,
+    /// The size of the job's private `/dev/shm` (POSIX shared memory and semaphores, which
+    /// Python's multiprocessing needs): a tmpfs of its own, nosuid, nodev, noexec, also capped
+    /// at `limits.disk` and charged to `limits.memory`. `0` leaves `/dev/shm` an empty,
+    /// read-only directory.
+    pub shm: ByteSize,
     /// Host paths replaced by an empty directory (or an empty file) inside the job.
     pub hide: Vec<AbsolutePath>,
     /// Extra host paths visible read-only at the same place.
@@ -85,6 +90,8 @@ impl Default for FilesystemSection {
             commit: CommitPolicy::OnSuccess,
             scratch_view: ScratchView::Auto,
             tmpfs: BTreeMap::from([(AbsolutePath::from_static("/tmp"), ByteSize(256 << 20))]),
+            // What `docker run` gives every container.
+            shm: ByteSize(64 << 20),
             hide: Vec::new(),
             read_only: Vec::new(),
             read_write: Vec::new(),

@@ -95,10 +95,13 @@ impl Found {
             commit,
             scratch_view: _,
             tmpfs,
+            shm,
             hide,
             read_only,
             read_write,
         } = candidate;
+        // A bigger /dev/shm is more memory and disk the job may fill outside its workspace.
+        self.at_most("filesystem.shm", *shm, ceiling.shm);
         self.equal("filesystem.root", root, &ceiling.root);
         self.equal(
             "filesystem.workspace.mount",
@@ -399,6 +402,7 @@ mod tests {
         );
         candidate.backend.image = "attacker/image".into();
         candidate.network.resolve_names_for_address_rules = true;
+        candidate.filesystem.shm = crate::profile::ByteSize(ceiling.filesystem.shm.0 + 1);
         let found = fields(&candidate, &ceiling);
         for field in [
             "process.user",
@@ -413,6 +417,7 @@ mod tests {
             "secrets.SHADOW",
             "backend.image",
             "network.resolve_names_for_address_rules",
+            "filesystem.shm",
         ] {
             assert!(found.iter().any(|f| f == field), "{field}: {found:?}");
         }
