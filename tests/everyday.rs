@@ -169,8 +169,12 @@ class LocalServer(unittest.TestCase):
         self.assertEqual(caught.exception.code, 404)
 "#;
 
+/// Four targets that each wait (up to 10 s) until all four have started: only a parallel make
+/// gets every one to say `together`; a serial one makes the first give up and say `alone`.
 const MAKEFILE: &str = "all: a b c d\n\t@echo all-built\n\
-a b c d:\n\t@sleep 1; echo built-$@ > /tmp/out-$@\n";
+a b c d:\n\t@touch /tmp/started-$@; i=0; \
+while [ $$(ls /tmp/started-* | wc -l) -lt 4 ] && [ $$i -lt 100 ]; do sleep 0.1; i=$$((i+1)); done; \
+if [ $$(ls /tmp/started-* | wc -l) -ge 4 ]; then echo together; else echo alone; fi > /tmp/out-$@\n";
 
 fn corpus() -> Vec<Case> {
     vec![
@@ -219,10 +223,9 @@ fn corpus() -> Vec<Case> {
         },
         Case {
             name: "make -j4",
-            script: "start=$(date +%s); make -s -j4 -f Makefile && cat /tmp/out-a /tmp/out-d && \
-                     echo took=$(( $(date +%s) - start ))",
+            script: "make -s -j4 -f Makefile && cat /tmp/out-a /tmp/out-b /tmp/out-c /tmp/out-d",
             code: 0,
-            stdout_has: "all-built\nbuilt-a\nbuilt-d",
+            stdout_has: "all-built\ntogether\ntogether\ntogether\ntogether",
         },
         Case {
             name: "a character device stays refused",
@@ -254,33 +257,17 @@ fn everyday_work_runs(backend: Backend) {
                     case.name, case.code, case.stdout_has
                 ));
             }
-            if case.name == "make -j4" && run.code == 0 {
-                assert_parallel(&run, profile);
-            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Four one-second targets in parallel take well under four seconds.
-fn assert_parallel(run: &Run, profile: &str) {
-    let took: u64 = run
-        .stdout()
-        .lines()
-        .find_map(|line| line.strip_prefix("took="))
-        .and_then(|secs| secs.parse().ok())
-        .unwrap_or(u64::MAX);
-    assert!(
-        took <= 3,
-        "{profile}: make -j4 did not run in parallel: {run:?}"
-    );
-}
-
-/// As root a memory limit is enforced on both backends, and the Outcome says nothing was left
-/// unenforced (tests/cli.rs covers the unprivileged side, where it cannot be).
+/// With a cgroup (as root, or unprivileged in a delegated one) a memory limit is enforced on both
+/// backends, and the Outcome says nothing was left unenforced (tests/cli.rs covers the side
+/// where it cannot be).
 fn memory_limit_is_enforced_and_nothing_is_unenforced(backend: Backend) {
-    if !nix::unistd::geteuid().is_root() {
-        common::skip("not root: the host may not delegate a cgroup to this user");
+    if !nix::unistd::geteuid().is_root() && !doctor_enforces("memory") {
+        common::skip("not root and no cgroup delegated to this user: memory cannot be enforced");
         return;
     }
     let ws = Workspace::new();
@@ -304,6 +291,14 @@ fn memory_limit_is_enforced_and_nothing_is_unenforced(backend: Backend) {
         serde_json::json!([]),
         "{run:?}"
     );
+}
+
+/// Whether `sandbox doctor` says this user can enforce `limit` natively.
+fn doctor_enforces(limit: &str) -> bool {
+    let doctor = common::sandbox(&["doctor", "--output", "json"]).json();
+    doctor["limits"]["enforced"]
+        .as_array()
+        .is_some_and(|enforced| enforced.iter().any(|l| l == limit))
 }
 
 conformance!(
