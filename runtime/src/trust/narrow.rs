@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::profile::{
     BackendSection, CommitPolicy, EnvSection, FilesystemSection, Limits, NetworkMode,
-    NetworkSection, ProcessSection, Profile, SeccompMode, WorkspaceMode, WorkspaceSection,
+    NetworkSection, ProcessSection, Profile, RootMode, SeccompMode, WorkspaceMode,
+    WorkspaceSection,
 };
 
 /// One way a candidate profile reaches further than its ceiling.
@@ -99,7 +100,20 @@ impl Found {
             read_only,
             read_write,
         } = candidate;
-        self.equal("filesystem.root", root, &ceiling.root);
+        // The allowlisted root shows a subset of what the read-only root shows.
+        let root_rank = |root: RootMode| match root {
+            RootMode::Allowlist => 0,
+            RootMode::Readonly => 1,
+        };
+        if root_rank(*root) > root_rank(ceiling.root) {
+            self.push(
+                "filesystem.root",
+                format!(
+                    "`{root}` shows the job more of the host than `{}`",
+                    ceiling.root
+                ),
+            );
+        }
         self.equal(
             "filesystem.workspace.mount",
             mount,
@@ -342,6 +356,7 @@ mod tests {
         assert_eq!(fields(&strict, &standard), Vec::<String>::new());
         let wider = fields(&standard, &strict);
         for field in [
+            "filesystem.root",
             "filesystem.workspace.mode",
             "filesystem.hide",
             "limits.memory",
@@ -353,6 +368,15 @@ mod tests {
                 "{field}: {wider:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_allowlisted_root_narrows_the_read_only_one_and_not_the_other_way() {
+        let mut allowlisted = builtin("standard");
+        allowlisted.filesystem.root = RootMode::Allowlist;
+        let readonly = builtin("standard");
+        assert_eq!(fields(&allowlisted, &readonly), Vec::<String>::new());
+        assert_eq!(fields(&readonly, &allowlisted), ["filesystem.root"]);
     }
 
     #[test]
