@@ -213,11 +213,13 @@ impl MountPlan {
             .collect();
         credentials.sort();
         credentials.dedup();
+        // A credential file is covered by the unreadable placeholder: EACCES, not an empty
+        // read a tool could take for an empty credential.
         for (target, is_dir) in credentials {
             ops.push(if is_dir {
                 MountOp::HideDir { target }
             } else {
-                MountOp::HideFile { target }
+                MountOp::SecretFile { target }
             });
         }
         for target in spec.secret_dirs() {
