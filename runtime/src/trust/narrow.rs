@@ -100,20 +100,6 @@ impl Found {
             read_only,
             read_write,
         } = candidate;
-        // The allowlisted root shows a subset of what the read-only root shows.
-        let root_rank = |root: RootMode| match root {
-            RootMode::Allowlist => 0,
-            RootMode::Readonly => 1,
-        };
-        if root_rank(*root) > root_rank(ceiling.root) {
-            self.push(
-                "filesystem.root",
-                format!(
-                    "`{root}` shows the job more of the host than `{}`",
-                    ceiling.root
-                ),
-            );
-        }
         self.equal(
             "filesystem.workspace.mount",
             mount,
@@ -144,6 +130,20 @@ impl Found {
                 format!(
                     "`{commit}` writes back more often than `{}`",
                     ceiling.commit
+                ),
+            );
+        }
+        // After the writes: the allowlisted root shows a subset of what the read-only root shows.
+        let root_rank = |root: RootMode| match root {
+            RootMode::Allowlist => 0,
+            RootMode::Readonly => 1,
+        };
+        if root_rank(*root) > root_rank(ceiling.root) {
+            self.push(
+                "filesystem.root",
+                format!(
+                    "`{root}` shows the job more of the host than `{}`",
+                    ceiling.root
                 ),
             );
         }
