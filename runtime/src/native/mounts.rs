@@ -298,7 +298,7 @@ impl MountPlan {
         {
             std::fs::write("/unreadable", b"")
                 .and_then(|()| {
-                    std::fs::set_permissions("/unreadable", std::fs::Permissions::from_mode(0))
+                    std::fs::set_permissions("/unreadable", std::fs::Permissions::from_mode(0o000))
                 })
                 .map_err(|source| SandboxError::Io {
                     what: "create the placeholder for secrets under /etc".into(),
