@@ -189,11 +189,18 @@ fn blocks_write_to_read_only_workspace(backend: Backend) {
 }
 
 // 3. Secrets of the host's users: /etc/shadow is root's alone, /root and /home are masked.
+// With a PATH that points into no home: a toolchain under one would be shown (tests/view.rs).
 fn blocks_reading_host_secrets(backend: Backend) {
     let ws = Workspace::new();
-    let run = strict_sh(
+    let run = sh(
         backend,
         &ws,
+        &[
+            "--profile",
+            "strict",
+            "--env",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+        ],
         "cat /etc/shadow; echo shadow=$?; \
          echo root:; ls -A /root; echo home:; ls -A /home; echo end; \
          touch /home/sandbox-attack 2>/dev/null; echo home_write=$?; \

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{exec_json, Backend, OperatorProfile, Run, Workspace};
+use common::{exec_json, Backend, OperatorProfile, Workspace};
 
 /// The profiles everyday work must run in.
 const PROFILES: [&str; 2] = ["strict", "standard"];

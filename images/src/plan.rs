@@ -118,32 +118,9 @@ impl Plan {
 
 // --- host ------------------------------------------------------------------------------------
 
-/// Top-level directories that a merged-/usr host (Debian 12) has as symlinks into /usr. On an
-/// older host they are real directories, and then they are mirrored like /usr.
-const MERGED_DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-
-/// Empty directories of the host image: mount points (proc, sys, dev, workspace, out) and the
-/// places programs expect to exist. Modes as on Debian.
-const HOST_SKELETON: &[(&str, u32)] = &[
-    ("usr", 0o755),
-    ("tmp", 0o1777),
-    ("workspace", 0o755),
-    ("out", 0o755),
-    ("proc", 0o555),
-    ("sys", 0o555),
-    ("dev", 0o755),
-    ("home", 0o755),
-    ("root", 0o700),
-    ("run", 0o755),
-    ("var", 0o755),
-    ("var/tmp", 0o1777),
-    ("opt", 0o755),
-];
-
-/// Files in /etc the engine bind-mounts its own version over. An empty regular file stands in
-/// for each: a host's `resolv.conf` is often a symlink into /run, which would give the engine's
-/// mount a dangling target inside the container.
-const ENGINE_MANAGED: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+// The lists of what the allowlisted root holds are shared with the native jail, which shows
+// the same paths of the live host: `sandbox_runtime::view`.
+use sandbox_runtime::view::{ENGINE_MANAGED, MERGED_DIRS, SKELETON as HOST_SKELETON};
 
 /// The host image: a skeleton of the host's root plus a copy of its /etc without secrets; the
 /// host's /usr is bound read-only at run time instead of copied.
@@ -197,6 +174,7 @@ pub fn host(root: &Path) -> Result<Plan, ImageError> {
     let walk = Walk {
         exclude: host_etc_exclusion,
         unreadable: Unreadable::Skip,
+        placeholders: true,
     };
     walk.dir(&mut plan, &etc, Path::new("etc"))?;
     for path in ENGINE_MANAGED {
@@ -205,28 +183,13 @@ pub fn host(root: &Path) -> Result<Plan, ImageError> {
     Ok(plan)
 }
 
-/// Why a path under the host's /etc stays out of the image, if it does. By name, so that a
-/// secret in an unexpected directory is caught too; the image is readable by anyone who can
-/// run a container, so /etc is copied minus everything that holds a password hash or a key.
+/// Why a path under the host's /etc stays out of the image, if it does: the native jail's
+/// list too (`sandbox_runtime::view::etc_exclusion`). The image is readable by anyone who can
+/// run a container, so /etc is copied minus everything that holds a password hash or a key;
+/// each secret's name stays, as an unreadable empty placeholder, so that both backends show
+/// the same names (the jail covers the host's file with one).
 pub fn host_etc_exclusion(path: &Path) -> Option<&'static str> {
-    if ENGINE_MANAGED
-        .iter()
-        .any(|managed| path == Path::new(managed))
-    {
-        return Some("replaced by an empty file (the engine mounts its own)");
-    }
-    let name = path.file_name()?.to_str()?;
-    match name {
-        "shadow" | "shadow-" | "gshadow" | "gshadow-" => Some("password hashes"),
-        "opasswd" => Some("old password hashes"),
-        "private" => Some("private keys"),
-        "key.json" => Some("a private key (the Docker daemon's)"),
-        "chap-secrets" | "pap-secrets" | "ipsec.secrets" => Some("credentials"),
-        "system-connections" => Some("network credentials"),
-        _ if name.starts_with("ssh_host_") => Some("an SSH host key"),
-        _ if name.ends_with(".key") || name.ends_with(".keytab") => Some("a private key"),
-        _ => None,
-    }
+    sandbox_runtime::view::etc_exclusion(path)
 }
 
 // --- busybox ---------------------------------------------------------------------------------
@@ -431,6 +394,7 @@ pub fn dir(dir: &Path) -> Result<Plan, ImageError> {
     let walk = Walk {
         exclude: |_| None,
         unreadable: Unreadable::Fail,
+        placeholders: false,
     };
     walk.dir(&mut plan, &canonical, Path::new(""))?;
     Ok(plan)
@@ -500,6 +464,9 @@ struct Walk {
     /// Why an image path stays out, if it does.
     exclude: fn(&Path) -> Option<&'static str>,
     unreadable: Unreadable,
+    /// Whether an excluded secret leaves an empty, unreadable placeholder of its name (engine
+    /// managed files get theirs separately).
+    placeholders: bool,
 }
 
 impl Walk {
@@ -514,6 +481,15 @@ impl Walk {
             let host_path = host_dir.join(&name);
             let image_path = image_dir.join(&name);
             if let Some(reason) = (self.exclude)(&image_path) {
+                let managed = ENGINE_MANAGED.iter().any(|m| image_path == Path::new(m));
+                if self.placeholders && !managed {
+                    let is_dir = lstat(&host_path).is_ok_and(|meta| meta.is_dir());
+                    plan.entries.push(if is_dir {
+                        Entry::dir(image_path.clone(), 0o755)
+                    } else {
+                        Entry::inline(image_path.clone(), 0o000, Vec::new())
+                    });
+                }
                 plan.excluded.push(Omitted {
                     path: image_path,
                     reason: reason.into(),

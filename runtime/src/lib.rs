@@ -17,7 +17,9 @@ pub mod scratch;
 pub mod secrets;
 mod signals;
 pub mod spec;
+pub mod toolchains;
 pub mod trust;
+pub mod view;
 pub mod workspace;
 mod writeback;
 

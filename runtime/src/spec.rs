@@ -8,7 +8,7 @@ use crate::events::{JobObserver, Observer};
 use crate::network::{Allowlist, ProxyConfig};
 use crate::profile::{
     BackendChoice, ByteSize, CommitPolicy, Feature, HumanDuration, Limits, NetworkMode,
-    ResolvedProfile, ScratchView, SeccompMode, UserSpec, WorkspaceMode,
+    ResolvedProfile, RootMode, ScratchView, SeccompMode, UserSpec, WorkspaceMode,
 };
 use crate::secrets::{Delivery, Redactor, Secret};
 use crate::trust::{Protected, TrustReport};
@@ -34,7 +34,15 @@ pub struct JobSpec {
     pub tmpfs: Vec<(PathBuf, ByteSize)>,
     /// `filesystem.shm`: the size asked for the job's private `/dev/shm` (see `shm_size`).
     pub shm: ByteSize,
+    /// `filesystem.root`: the host's whole root read-only, or the allowlisted one (`view`).
+    pub root: RootMode,
     pub hide: Vec<PathBuf>,
+    /// Credentials in the host's homes (`view::credentials`), hidden after every bind so that
+    /// no bind, toolchain or profile path can show one.
+    pub credentials: Vec<PathBuf>,
+    /// The toolchains under a home the job's PATH points into, shown read-only
+    /// (`toolchains::plan`): `rustup`, `pyenv`, ...
+    pub toolchains: Vec<String>,
     /// Host paths bound into the job: `filesystem.read_only` / `read_write` at their own place,
     /// then the caller's `--ro-bind` / `--bind`.
     pub binds: Vec<Bind>,
@@ -149,8 +157,10 @@ impl JobSpec {
             .set
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()));
+        let mut explicit_env = Vec::new();
         for (name, value) in set.chain(overrides.env) {
             check_env_name(&name)?;
+            explicit_env.push(name.clone());
             env.retain(|(existing, _)| *existing != name);
             env.push((name, value));
         }
@@ -214,6 +224,7 @@ impl JobSpec {
         for bind in overrides.binds {
             binds.push(checked_bind(bind)?);
         }
+        let toolchains = toolchains_for(&command, &mut env, &mut binds, &explicit_env);
         let paths = |list: &[crate::profile::AbsolutePath]| {
             list.iter()
                 .map(|p| p.as_path().to_owned())
@@ -237,10 +248,19 @@ impl JobSpec {
                 .tmpfs
                 .iter()
                 .map(|(path, size)| (path.as_path().to_owned(), *size))
+                .chain(
+                    toolchains
+                        .tmpfs
+                        .iter()
+                        .map(|path| (path.clone(), ByteSize(crate::toolchains::CARGO_HOME_SIZE))),
+                )
                 .filter(|(path, _)| !binds.iter().any(|bind| bind.target == *path))
                 .collect(),
             shm: fs.shm,
+            root: fs.root,
             hide: paths(&fs.hide),
+            credentials: toolchains.credentials,
+            toolchains: toolchains.found,
             binds,
             network,
             proxy: ProxyConfig {
@@ -366,6 +386,84 @@ fn checked_bind(bind: Bind) -> Result<Bind, SandboxError> {
         )));
     }
     Ok(Bind { source, ..bind })
+}
+
+/// What `toolchains_for` adds to a job besides binds and variables.
+struct Toolchains {
+    tmpfs: Vec<PathBuf>,
+    credentials: Vec<PathBuf>,
+    found: Vec<String>,
+}
+
+/// Shows the job the toolchains under a home its PATH and `argv[0]` point into, read-only, with
+/// the variables they need (`toolchains::plan`), and finds the credentials to hide. A variable
+/// the profile's `env.set` or the caller's `--env` sets is left alone; one passed from the
+/// caller's environment (`CARGO_HOME`) is replaced, since the host's path means nothing here.
+fn toolchains_for(
+    command: &[String],
+    env: &mut Vec<(String, String)>,
+    binds: &mut Vec<Bind>,
+    explicit_env: &[String],
+) -> Toolchains {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let caller_cargo_home = var("CARGO_HOME").filter(|path| path.is_absolute());
+    let extra_homes: Vec<PathBuf> = var("HOME").into_iter().collect();
+    let homes = crate::view::homes(Path::new("/"), &extra_homes);
+    let job_path = env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    let job_home = env
+        .iter()
+        .find(|(name, _)| name == "HOME")
+        .map(|(_, value)| PathBuf::from(value))
+        .filter(|home| home.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let plan = crate::toolchains::plan(&crate::toolchains::Inputs {
+        path: &job_path,
+        argv0: command.first().map(String::as_str).unwrap_or(""),
+        rustup_home: var("RUSTUP_HOME").filter(|path| path.is_absolute()),
+        cargo_home: caller_cargo_home.clone(),
+        homes: &homes,
+        job_home,
+        root: Path::new("/"),
+    });
+    let taken = |binds: &[Bind], target: &Path| binds.iter().any(|bind| bind.target == target);
+    for dir in &plan.read_only {
+        if !taken(binds, dir) {
+            // The source is resolved now (a symlinked ~/.rustup), the target stays as PATH
+            // names it.
+            let source = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+            binds.push(Bind {
+                source,
+                target: dir.clone(),
+                writable: false,
+            });
+        }
+    }
+    for (source, target) in &plan.moved {
+        if !taken(binds, target) {
+            binds.push(Bind {
+                source: std::fs::canonicalize(source).unwrap_or_else(|_| source.clone()),
+                target: target.clone(),
+                writable: false,
+            });
+        }
+    }
+    for (name, value) in &plan.env {
+        if !explicit_env.contains(name) {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name.clone(), value.clone()));
+        }
+    }
+    let mut cargo_homes: Vec<PathBuf> = homes.iter().map(|home| home.join(".cargo")).collect();
+    cargo_homes.extend(caller_cargo_home);
+    Toolchains {
+        credentials: crate::view::credentials(Path::new("/"), &homes, &cargo_homes),
+        tmpfs: plan.tmpfs,
+        found: plan.found,
+    }
 }
 
 /// `file:line: secrets.NAME` for the profile layer that declares secret `name`.

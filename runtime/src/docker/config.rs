@@ -251,6 +251,9 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
             Hidden::Masked(path) => masked.push(path_string(path)),
         }
     }
+    // Credentials of the host's homes: the runtime masks after every mount (so a toolchain
+    // bind cannot show one) and skips a path the container does not have.
+    masked.extend(spec.credentials.iter().map(|path| path_string(path)));
 
     let mut security = vec!["no-new-privileges".to_owned()];
     security.push(match &inputs.seccomp {

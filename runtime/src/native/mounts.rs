@@ -20,7 +20,7 @@ use nix::unistd::{chdir, mkdir, pivot_root};
 use std::os::unix::fs::PermissionsExt;
 
 use crate::error::SandboxError;
-use crate::profile::UserSpec;
+use crate::profile::{RootMode, UserSpec};
 use crate::secrets::{Delivery, Secret};
 use crate::spec::JobSpec;
 
@@ -50,9 +50,15 @@ pub enum MountOp {
         name: String,
     },
     /// A hidden top-level host directory: not bound at all, just an empty directory in the new
-    /// root, which is read-only at the end. Cheaper than a bind covered by a tmpfs.
+    /// root, which is read-only at the end. Cheaper than a bind covered by a tmpfs. Also the
+    /// allowlisted root's skeleton (`var`, `var/tmp`, with their modes).
     EmptyDir {
         name: String,
+    },
+    /// A skeleton directory of the allowlisted root with its mode (`view::SKELETON`).
+    SkeletonDir {
+        name: String,
+        mode: u32,
     },
     /// A top-level host file, bound read-only.
     HostFile {
@@ -88,6 +94,11 @@ pub enum MountOp {
     },
     /// An empty, unreadable file over a host file or socket.
     HideFile {
+        target: PathBuf,
+    },
+    /// An empty file of mode 0 over a secret under /etc (`view::etc_secrets`): the job's uid
+    /// gets EACCES, as from the docker image's placeholder.
+    SecretFile {
         target: PathBuf,
     },
     /// A tmpfs holding secret files (0400, owned by the job's uid), read-only once written.
@@ -147,30 +158,20 @@ impl MountPlan {
             .collect();
         hidden.sort();
         hidden.dedup();
-        let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
-        names.sort_by_key(|entry| entry.file_name());
-        for entry in names {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if NOT_FROM_HOST.contains(&name.as_str()) {
-                continue;
-            }
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            if file_type.is_symlink() {
-                if let Ok(target) = std::fs::read_link(entry.path()) {
-                    ops.push(MountOp::HostSymlink { name, target });
-                }
-            } else if file_type.is_dir() {
-                let whole = (Path::new("/").join(&name), true);
-                if let Some(at) = hidden.iter().position(|hide| *hide == whole) {
-                    hidden.remove(at);
-                    ops.push(MountOp::EmptyDir { name });
-                } else {
-                    ops.push(MountOp::HostDir { name });
-                }
-            } else if file_type.is_file() {
-                ops.push(MountOp::HostFile { name });
+        let mut etc_secrets = Vec::new();
+        match spec.root {
+            RootMode::Readonly => readonly_root(entries, &mut hidden, &mut ops),
+            RootMode::Allowlist => {
+                allowlisted_root(entries, &mut ops);
+                // Hidden paths outside what the allowlist shows are absent already, and a
+                // skeleton directory is empty: covering them would only cost mounts.
+                hidden.retain(|(path, _)| {
+                    ops.iter().any(|op| match op {
+                        MountOp::HostDir { name } => path.starts_with(Path::new("/").join(name)),
+                        _ => false,
+                    })
+                });
+                etc_secrets = crate::view::etc_secrets(host_root);
             }
         }
         ops.extend([MountOp::Proc, MountOp::Sysfs, MountOp::Dev]);
@@ -193,11 +194,40 @@ impl MountPlan {
                 MountOp::HideFile { target }
             });
         }
+        for secret in etc_secrets {
+            ops.push(if secret.is_dir {
+                MountOp::HideDir {
+                    target: secret.path,
+                }
+            } else {
+                MountOp::SecretFile {
+                    target: secret.path,
+                }
+            });
+        }
         for bind in &spec.binds {
             ops.push(MountOp::Bind {
                 source: bind.source.clone(),
                 target: bind.target.clone(),
                 writable: bind.writable,
+            });
+        }
+        // Credentials after every bind: a toolchain or profile path that shows part of a home
+        // must not show its keys (the ops below skip a target the job does not see).
+        let mut credentials: Vec<(PathBuf, bool)> = spec
+            .credentials
+            .iter()
+            .filter_map(|path| resolve_on_host(host_root, path))
+            .collect();
+        credentials.sort();
+        credentials.dedup();
+        // A credential file is covered by the unreadable placeholder: EACCES, not an empty
+        // read a tool could take for an empty credential.
+        for (target, is_dir) in credentials {
+            ops.push(if is_dir {
+                MountOp::HideDir { target }
+            } else {
+                MountOp::SecretFile { target }
             });
         }
         for target in spec.secret_dirs() {
@@ -269,6 +299,21 @@ impl MountPlan {
             path: "/hidden".into(),
             source,
         })?;
+        if self
+            .ops
+            .iter()
+            .any(|op| matches!(op, MountOp::SecretFile { .. }))
+        {
+            std::fs::write("/unreadable", b"")
+                .and_then(|()| {
+                    std::fs::set_permissions("/unreadable", std::fs::Permissions::from_mode(0o000))
+                })
+                .map_err(|source| SandboxError::Io {
+                    what: "create the placeholder for secrets under /etc".into(),
+                    path: "/unreadable".into(),
+                    source,
+                })?;
+        }
         let mut read_only_at_end = vec![PathBuf::from(NEW_ROOT)];
         for op in &self.ops {
             apply_op(op, &mut read_only_at_end)?;
@@ -289,6 +334,86 @@ impl MountPlan {
     }
 }
 
+/// The read-only root: every top-level host entry, a hidden directory as an empty one.
+fn readonly_root(
+    entries: std::fs::ReadDir,
+    hidden: &mut Vec<(PathBuf, bool)>,
+    ops: &mut Vec<MountOp>,
+) {
+    let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+    names.sort_by_key(|entry| entry.file_name());
+    for entry in names {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if NOT_FROM_HOST.contains(&name.as_str()) {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_symlink() {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                ops.push(MountOp::HostSymlink { name, target });
+            }
+        } else if file_type.is_dir() {
+            let whole = (Path::new("/").join(&name), true);
+            if let Some(at) = hidden.iter().position(|hide| *hide == whole) {
+                hidden.remove(at);
+                ops.push(MountOp::EmptyDir { name });
+            } else {
+                ops.push(MountOp::HostDir { name });
+            }
+        } else if file_type.is_file() {
+            ops.push(MountOp::HostFile { name });
+        }
+    }
+}
+
+/// The allowlisted root (`view`): /usr and the host's top-level links into it (or, on a host
+/// without merged /usr, its real /bin, /lib...), /etc (its secrets are covered by the caller),
+/// and the skeleton's empty directories. Nothing else of the host's `/`: not /opt, /var, /srv,
+/// /boot, other trees, nor files left at `/`.
+fn allowlisted_root(entries: std::fs::ReadDir, ops: &mut Vec<MountOp>) {
+    use crate::view::{MERGED_DIRS, SKELETON};
+    let mut names: Vec<_> = entries.filter_map(Result::ok).collect();
+    names.sort_by_key(|entry| entry.file_name());
+    let mut shown = Vec::new();
+    for entry in names {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_symlink() {
+            // Only links into /usr: anything else would dangle, as in the image.
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let into_usr = target
+                .components()
+                .find(|c| matches!(c, std::path::Component::Normal(_)))
+                .is_some_and(|c| c.as_os_str() == "usr");
+            if into_usr {
+                shown.push(name.clone());
+                ops.push(MountOp::HostSymlink { name, target });
+            }
+        } else if file_type.is_dir()
+            && (name == "usr" || name == "etc" || MERGED_DIRS.contains(&name.as_str()))
+        {
+            shown.push(name.clone());
+            ops.push(MountOp::HostDir { name });
+        }
+    }
+    for (name, mode) in SKELETON {
+        let top = name.split('/').next().unwrap_or(name);
+        if NOT_FROM_HOST.contains(&top) || shown.iter().any(|s| s == name) {
+            continue;
+        }
+        ops.push(MountOp::SkeletonDir {
+            name: (*name).to_owned(),
+            mode: *mode,
+        });
+    }
+}
+
 fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), SandboxError> {
     let new = |path: &Path| Path::new(NEW_ROOT).join(path.strip_prefix("/").unwrap_or(path));
     let old = |path: &Path| Path::new(OLD_ROOT).join(path.strip_prefix("/").unwrap_or(path));
@@ -301,6 +426,18 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
             set_read_only_recursive(&target)?;
         }
         MountOp::EmptyDir { name } => make_dir(&new(Path::new(name)))?,
+        MountOp::SkeletonDir { name, mode } => {
+            let target = new(Path::new(name));
+            make_dir(&target)?;
+            // mkdir's mode passes through the umask; the skeleton's modes (1777) must not.
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode)).map_err(
+                |source| SandboxError::Io {
+                    what: "set the mode of a skeleton directory".into(),
+                    path: target.clone(),
+                    source,
+                },
+            )?;
+        }
         MountOp::HostFile { name } => {
             let target = new(Path::new(name));
             make_file(&target)?;
@@ -462,6 +599,13 @@ fn apply_op(op: &MountOp, read_only_at_end: &mut Vec<PathBuf>) -> Result<(), San
             let target = new(target);
             if target.symlink_metadata().is_ok() {
                 bind(Path::new("/hidden"), &target, false)?;
+                set_read_only_recursive(&target)?;
+            }
+        }
+        MountOp::SecretFile { target } => {
+            let target = new(target);
+            if target.symlink_metadata().is_ok() {
+                bind(Path::new("/unreadable"), &target, false)?;
                 set_read_only_recursive(&target)?;
             }
         }
@@ -668,7 +812,7 @@ mod tests {
             std::fs::create_dir(root.path().join(dir)).unwrap();
         }
         std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
-        let mut ro = spec("strict");
+        let mut ro = spec("standard");
         ro.workspace_mode = crate::profile::WorkspaceMode::Ro;
         let plan = MountPlan::new(&ro, root.path(), None).unwrap();
         assert!(plan.ops.contains(&MountOp::HostDir { name: "usr".into() }));
@@ -733,6 +877,82 @@ mod tests {
         job.shm = crate::profile::ByteSize(0);
         let plan = MountPlan::new(&job, root.path(), None).unwrap();
         assert!(!plan.ops.iter().any(|op| matches!(op, MountOp::Shm { .. })));
+    }
+
+    #[test]
+    fn the_allowlisted_root_shows_usr_its_links_etc_and_the_skeleton_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        for dir in [
+            "usr/bin",
+            "etc/ssl/private",
+            "etc/ssh",
+            "opt/x",
+            "var/lib",
+            "srv",
+            "boot",
+        ] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        for file in [
+            "etc/passwd",
+            "etc/shadow",
+            "etc/ssh/ssh_host_rsa_key",
+            "keys.txt",
+        ] {
+            std::fs::write(root.path().join(file), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("usr/bin", root.path().join("bin")).unwrap();
+        std::os::unix::fs::symlink("/opt/x", root.path().join("x")).unwrap();
+        let strict = spec("strict");
+        assert_eq!(strict.root, RootMode::Allowlist);
+        let plan = MountPlan::new(&strict, root.path(), None).unwrap();
+        let host: Vec<&MountOp> = plan
+            .ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    MountOp::HostDir { .. }
+                        | MountOp::HostFile { .. }
+                        | MountOp::HostSymlink { .. }
+                )
+            })
+            .collect();
+        assert_eq!(
+            host,
+            [
+                &MountOp::HostSymlink {
+                    name: "bin".into(),
+                    target: "usr/bin".into()
+                },
+                &MountOp::HostDir { name: "etc".into() },
+                &MountOp::HostDir { name: "usr".into() },
+            ],
+            "only /usr, its links and /etc come from the host"
+        );
+        for name in ["var", "var/tmp", "opt", "home", "root", "workspace", "out"] {
+            assert!(
+                plan.ops
+                    .iter()
+                    .any(|op| matches!(op, MountOp::SkeletonDir { name: n, .. } if n == name)),
+                "{name} is an empty skeleton directory: {plan:?}"
+            );
+        }
+        for secret in ["/etc/shadow", "/etc/ssh/ssh_host_rsa_key"] {
+            assert!(
+                plan.ops.contains(&MountOp::SecretFile {
+                    target: secret.into()
+                }),
+                "{secret}: {plan:?}"
+            );
+        }
+        assert!(plan.ops.contains(&MountOp::HideDir {
+            target: "/etc/ssl/private".into()
+        }));
+        assert!(
+            !plan.ops.iter().any(|op| matches!(op, MountOp::HideDir { target } if target.starts_with("/home") || target.starts_with("/root"))),
+            "hiding an empty skeleton directory costs a mount for nothing: {plan:?}"
+        );
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub enum BackendChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FilesystemSection {
-    /// The root is always the host's (or image's) root, read-only; no other value exists.
+    /// What of the host's root a job sees, never writable: `readonly` (every top-level host
+    /// directory but those hidden) or `allowlist` (only /usr and its links, a sanitised /etc
+    /// without secrets, empty skeleton directories, the toolchains the job's PATH points into,
+    /// and `read_only` / `read_write` paths; the docker host image is the same list).
     pub root: RootMode,
     pub workspace: WorkspaceSection,
     /// When a scratch workspace is written back: `always`, `on-success` or `never`.
@@ -103,6 +106,16 @@ impl Default for FilesystemSection {
 #[serde(rename_all = "lowercase")]
 pub enum RootMode {
     Readonly,
+    Allowlist,
+}
+
+impl fmt::Display for RootMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RootMode::Readonly => "readonly",
+            RootMode::Allowlist => "allowlist",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::profile::{
     BackendSection, CommitPolicy, EnvSection, FilesystemSection, Limits, NetworkMode,
-    NetworkSection, ProcessSection, Profile, SeccompMode, WorkspaceMode, WorkspaceSection,
+    NetworkSection, ProcessSection, Profile, RootMode, SeccompMode, WorkspaceMode,
+    WorkspaceSection,
 };
 
 /// One way a candidate profile reaches further than its ceiling.
@@ -102,7 +103,6 @@ impl Found {
         } = candidate;
         // A bigger /dev/shm is more memory and disk the job may fill outside its workspace.
         self.at_most("filesystem.shm", *shm, ceiling.shm);
-        self.equal("filesystem.root", root, &ceiling.root);
         self.equal(
             "filesystem.workspace.mount",
             mount,
@@ -133,6 +133,20 @@ impl Found {
                 format!(
                     "`{commit}` writes back more often than `{}`",
                     ceiling.commit
+                ),
+            );
+        }
+        // After the writes: the allowlisted root shows a subset of what the read-only root shows.
+        let root_rank = |root: RootMode| match root {
+            RootMode::Allowlist => 0,
+            RootMode::Readonly => 1,
+        };
+        if root_rank(*root) > root_rank(ceiling.root) {
+            self.push(
+                "filesystem.root",
+                format!(
+                    "`{root}` shows the job more of the host than `{}`",
+                    ceiling.root
                 ),
             );
         }
@@ -345,6 +359,7 @@ mod tests {
         assert_eq!(fields(&strict, &standard), Vec::<String>::new());
         let wider = fields(&standard, &strict);
         for field in [
+            "filesystem.root",
             "filesystem.workspace.mode",
             "filesystem.hide",
             "limits.memory",
@@ -356,6 +371,15 @@ mod tests {
                 "{field}: {wider:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_allowlisted_root_narrows_the_read_only_one_and_not_the_other_way() {
+        let mut allowlisted = builtin("standard");
+        allowlisted.filesystem.root = RootMode::Allowlist;
+        let readonly = builtin("standard");
+        assert_eq!(fields(&allowlisted, &readonly), Vec::<String>::new());
+        assert_eq!(fields(&readonly, &allowlisted), ["filesystem.root"]);
     }
 
     #[test]
