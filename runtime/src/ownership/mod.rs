@@ -88,6 +88,25 @@ pub fn mapping(workspace: &Path, job: UserSpec) -> Result<Mapping, SandboxError>
     }))
 }
 
+/// The id map of an idmapped workspace, as `inner outer count` extents (inner: the id on disk;
+/// outer: the id the job sees): `owner` is seen as `job`, every other id as itself, so a file
+/// of root's or of a colleague's shows its real owner (and an overlay can copy it up). Only an
+/// id on disk equal to `job` is left unmapped, since `job` is taken by the owner; the job sees
+/// such files as the overflow id and cannot act as their owner.
+pub fn extents(owner: u32, job: u32) -> Vec<(u32, u32, u32)> {
+    // u32::MAX is no valid id: the ids are 0..u32::MAX.
+    const END: u64 = u32::MAX as u64;
+    let (low, high) = (owner.min(job) as u64, owner.max(job) as u64);
+    let mut extents = Vec::new();
+    for (start, end) in [(0, low), (low + 1, high), (high + 1, END)] {
+        if end > start {
+            extents.push((start as u32, start as u32, (end - start) as u32));
+        }
+    }
+    extents.push((owner, job, 1));
+    extents
+}
+
 /// Attaches an idmapped clone of the mount at `source` on `target` (an existing directory),
 /// nosuid and nodev, read-only when asked. Only `source`'s own mount is cloned: a mount below
 /// the workspace does not show in it (what the kernel could not idmap would fail the whole).
@@ -97,7 +116,10 @@ pub fn attach(
     map: IdMap,
     read_only: bool,
 ) -> Result<(), SandboxError> {
-    let userns = sys::user_namespace((map.owner.0, map.job.0), (map.owner.1, map.job.1))?;
+    let userns = sys::user_namespace(
+        &extents(map.owner.0, map.job.0),
+        &extents(map.owner.1, map.job.1),
+    )?;
     let tree = sys::open_tree_clone(source)?;
     let mut set = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
     if read_only {
@@ -118,7 +140,7 @@ pub fn probe(dir: &Path) -> Result<(), String> {
         );
     }
     let attempt = || -> Result<(), SandboxError> {
-        let userns = sys::user_namespace((0, 65534), (0, 65534))?;
+        let userns = sys::user_namespace(&extents(0, 65534), &extents(0, 65534))?;
         let tree = sys::open_tree_clone(dir)?;
         sys::set_idmap(&tree, &userns, sys::MOUNT_ATTR_NOSUID, dir)
     };
@@ -276,6 +298,36 @@ mod tests {
         assert_eq!(map.as_job_sees(4242, 4343), (65534, 65534));
         assert_eq!(map.as_job_sees(0, 0), (0, 0));
         assert_eq!(map.as_job_sees(4242, 0), (65534, 0));
+    }
+
+    #[test]
+    fn extents_map_the_owner_onto_the_job_and_everyone_else_onto_themselves() {
+        let map = extents(4242, 65534);
+        let lookup = |id: u32| {
+            map.iter()
+                .find(|(inner, _, count)| id >= *inner && (id - inner) < *count)
+                .map(|(inner, outer, _)| outer + (id - inner))
+        };
+        assert_eq!(lookup(4242), Some(65534));
+        assert_eq!(lookup(0), Some(0));
+        assert_eq!(lookup(4241), Some(4241));
+        assert_eq!(lookup(4243), Some(4243));
+        assert_eq!(lookup(65533), Some(65533));
+        assert_eq!(
+            lookup(65534),
+            None,
+            "the job's id on disk is taken by the owner"
+        );
+        assert_eq!(lookup(u32::MAX - 1), Some(u32::MAX - 1));
+        // No outer id twice: the kernel refuses overlapping extents.
+        let mut outers: Vec<(u64, u64)> = map
+            .iter()
+            .map(|&(_, outer, count)| (outer as u64, outer as u64 + count as u64))
+            .collect();
+        outers.sort();
+        assert!(outers.windows(2).all(|w| w[0].1 <= w[1].0), "{map:?}");
+        // Root's tree for the job: root is the job, 65534 on disk unmapped.
+        assert_eq!(extents(0, 65534)[0], (1, 1, 65533));
     }
 
     #[test]

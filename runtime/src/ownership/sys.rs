@@ -122,11 +122,14 @@ pub fn move_mount(tree: &OwnedFd, target: &Path) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// A user namespace whose uid map sends `uid.0` to `uid.1` and whose gid map sends `gid.0` to
-/// `gid.1`, one id each, as a descriptor for `MOUNT_ATTR_IDMAP`. A namespace needs a process
-/// to be made in: a child is cloned straight into a new one (a fork, with no new stack), waits
-/// to be killed, and is reaped; the descriptor keeps the namespace alive.
-pub fn user_namespace(uid: (u32, u32), gid: (u32, u32)) -> Result<OwnedFd, SandboxError> {
+/// A user namespace with the given uid and gid maps (`inner outer count` extents), as a
+/// descriptor for `MOUNT_ATTR_IDMAP`. A namespace needs a process to be made in: a child is
+/// cloned straight into a new one (a fork, with no new stack), waits to be killed, and is
+/// reaped; the descriptor keeps the namespace alive.
+pub fn user_namespace(
+    uid_map: &[(u32, u32, u32)],
+    gid_map: &[(u32, u32, u32)],
+) -> Result<OwnedFd, SandboxError> {
     let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: clone without CLONE_VM and with a null stack is fork(): the child gets a copy of
     // our memory. It only calls `pause` (async-signal-safe) until SIGKILL, so it never touches
@@ -142,24 +145,33 @@ pub fn user_namespace(uid: (u32, u32), gid: (u32, u32)) -> Result<OwnedFd, Sandb
         return Err(SandboxError::sys("clone(CLONE_NEWUSER)", Errno::last()));
     }
     let child = Pid::from_raw(pid as libc::pid_t);
-    let result = map_and_open(child, uid, gid);
+    let result = map_and_open(child, uid_map, gid_map);
     // Our own child, whatever happened above.
     let _ = kill(child, Signal::SIGKILL);
     let _ = waitpid(child, None);
     result
 }
 
-fn map_and_open(child: Pid, uid: (u32, u32), gid: (u32, u32)) -> Result<OwnedFd, SandboxError> {
-    let write = |file: &str, (inner, outer): (u32, u32)| {
+fn map_and_open(
+    child: Pid,
+    uid_map: &[(u32, u32, u32)],
+    gid_map: &[(u32, u32, u32)],
+) -> Result<OwnedFd, SandboxError> {
+    // Each map must be written in one write(2).
+    let write = |file: &str, map: &[(u32, u32, u32)]| {
         let path = format!("/proc/{child}/{file}");
-        std::fs::write(&path, format!("{inner} {outer} 1\n")).map_err(|source| SandboxError::Io {
-            what: format!("write `{inner} {outer} 1` (an idmap) to"),
+        let text: String = map
+            .iter()
+            .map(|(inner, outer, count)| format!("{inner} {outer} {count}\n"))
+            .collect();
+        std::fs::write(&path, &text).map_err(|source| SandboxError::Io {
+            what: format!("write the idmap `{}` to", text.trim().replace('\n', "; ")),
             path: path.into(),
             source,
         })
     };
-    write("uid_map", uid)?;
-    write("gid_map", gid)?;
+    write("uid_map", uid_map)?;
+    write("gid_map", gid_map)?;
     let path = format!("/proc/{child}/ns/user");
     std::fs::File::open(&path)
         .map(OwnedFd::from)
