@@ -442,6 +442,49 @@ fn owner_views() -> Vec<String> {
         .collect()
 }
 
+/// On a filesystem that cannot be idmapped (ramfs), the job gets the workspace with the host's
+/// permissions, as the README documents, and the Outcome's notes say why.
+#[test]
+fn a_filesystem_without_idmaps_falls_back_and_says_so() {
+    if !is_root() {
+        skip("idmapped workspaces are made only as root");
+        return;
+    }
+    let workspace = Workspace::new();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "ramfs", "sandbox-test-ramfs"])
+        .arg(workspace.path())
+        .status()
+        .expect("mount");
+    assert!(status.success(), "mount -t ramfs");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(workspace.path());
+    std::os::unix::fs::chown(workspace.path(), Some(4242), Some(4242)).expect("chown");
+    std::fs::set_permissions(workspace.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    for backend in [Backend::Native, Backend::Docker] {
+        if let Some(reason) = backend.unavailable() {
+            skip(&reason);
+            continue;
+        }
+        let run = job(backend, &workspace, "standard", "ls >/dev/null && touch x");
+        assert_ne!(
+            run.code, 0,
+            "the host's permissions: 0755 and 4242's\n{run:?}"
+        );
+        let notes = run.outcome["notes"].to_string();
+        assert!(
+            notes.contains("ownership:") && notes.contains("MOUNT_ATTR_IDMAP"),
+            "{run:?}"
+        );
+    }
+}
+
 /// `sandbox check --profile strict` on a checkout as CI makes it (root's, 0755 directories,
 /// 0644 files): a good change is written back, owned by the checkout's owner; a bad one (a
 /// failing gate) is rolled back.

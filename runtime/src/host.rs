@@ -86,6 +86,9 @@ pub struct DoctorReport {
     pub cgroup: FeatureState,
     pub user_namespaces: FeatureState,
     pub overlayfs: bool,
+    /// Whether a workspace owned by someone else can be idmapped onto the job's uid here (tried
+    /// on the current directory); without it the job sees the host's permissions.
+    pub idmapped_mounts: FeatureState,
     pub docker: FeatureState,
     pub profiles: Vec<ProfileReadiness>,
 }
@@ -147,8 +150,26 @@ pub fn doctor() -> DoctorReport {
             },
         },
         overlayfs: facts.overlayfs,
+        idmapped_mounts: idmapped_mounts(),
         docker: docker_engine(),
         profiles,
+    }
+}
+
+fn idmapped_mounts() -> FeatureState {
+    let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
+    match crate::ownership::probe(&dir) {
+        Ok(()) => FeatureState {
+            available: true,
+            detail: format!(
+                "a workspace owned by anyone is the job's own (tried on {})",
+                dir.display()
+            ),
+        },
+        Err(reason) => FeatureState {
+            available: false,
+            detail: reason,
+        },
     }
 }
 
