@@ -336,6 +336,52 @@ fn git_works_in_every_profile(backend: Backend) {
         assert_eq!(run.stdout(), "?? b.txt\n", "{profile}: {run:?}");
         assert!(workspace.file(".git/HEAD").exists(), "{profile}");
         assert_nothing_planted(&workspace, &run);
+
+        // A colleague's repository inside the workspace is neither the job's nor mapped onto
+        // it: only `safe.directory` (`/workspace/*`) lets git read it. (Only root can make one.)
+        if !is_root() {
+            continue;
+        }
+        let vendor = workspace.file("vendor");
+        let host_git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", workspace.path())
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        };
+        let vendor_path = vendor.to_str().expect("utf-8");
+        host_git(&["init", "-q", vendor_path]);
+        host_git(&[
+            "-C",
+            vendor_path,
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "vendored",
+        ]);
+        let status = std::process::Command::new("chown")
+            .args(["-R", "4343:4343"])
+            .arg(&vendor)
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        open_to_jobs(&vendor);
+        let run = exec_json(
+            backend,
+            &workspace,
+            &["--profile", profile, "--workspace-mode", "ro"],
+            &["git", "-C", "vendor", "log", "--format=%s"],
+        );
+        assert_eq!(run.stdout(), "vendored\n", "{profile}: {run:?}");
+        std::fs::remove_dir_all(&vendor).expect("rm vendor");
     }
 }
 
