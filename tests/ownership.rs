@@ -219,6 +219,27 @@ fn the_job_owns_its_workspace_in_rw_and_ro(backend: Backend) {
         assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
     }
 
+    // The mount the job got: nosuid and nodev whatever else, idmapped when the job's uid does
+    // not own the tree (as root it never does here).
+    let run = job(
+        backend,
+        &workspace,
+        "standard",
+        "grep \" $(pwd) \" /proc/self/mountinfo",
+    );
+    let options = run
+        .stdout()
+        .split(' ')
+        .nth(5)
+        .unwrap_or_default()
+        .to_owned();
+    for option in ["nosuid", "nodev"] {
+        assert!(options.split(',').any(|o| o == option), "{option}: {run:?}");
+    }
+    if is_root() {
+        assert!(options.contains("idmapped"), "{run:?}");
+    }
+
     let run = exec_json(
         backend,
         &workspace,
