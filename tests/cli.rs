@@ -251,6 +251,13 @@ impl Unprivileged {
         panic!("{} stayed busy", self.binary.display());
     }
 
+    /// A workspace of this user's own, as an unprivileged user's checkout is: 0700 and theirs.
+    fn workspace(&self) -> Workspace {
+        let ws = Workspace::new();
+        std::os::unix::fs::chown(ws.path(), Some(self.uid), Some(self.uid)).expect("chown");
+        ws
+    }
+
     fn doctor(&self, cwd: &Path) -> Value {
         let ran = self.run(&["doctor", "--output", "json"], cwd);
         assert_eq!(ran.code, 0, "{ran:?}");
@@ -560,7 +567,7 @@ fn refuses_strict_where_cgroups_are_not_delegated() {
     let Some(user) = Unprivileged::new() else {
         return;
     };
-    let ws = Workspace::new();
+    let ws = user.workspace();
     let doctor = user.doctor(ws.path());
     if doctor["cgroup"]["available"] == true {
         common::skip(&format!(
@@ -688,7 +695,7 @@ fn rootless_job_runs_in_a_user_namespace() {
     let Some(user) = Unprivileged::new() else {
         return;
     };
-    let ws = Workspace::new();
+    let ws = user.workspace();
     let ran = user.run(
         &[
             "exec",
@@ -737,8 +744,9 @@ fn rootless_scratch_uses_a_copy_and_still_rolls_back() {
     let Some(user) = Unprivileged::new() else {
         return;
     };
-    let ws = Workspace::new();
-    ws.write("kept", "original\n");
+    let ws = user.workspace();
+    let kept = ws.write("kept", "original\n");
+    std::os::unix::fs::chown(kept, Some(user.uid), Some(user.uid)).expect("chown");
     let run = |script: &str| {
         let ran = user.run(
             &[
@@ -771,6 +779,59 @@ fn rootless_scratch_uses_a_copy_and_still_rolls_back() {
     assert_eq!(
         std::fs::read_to_string(ws.file("made")).ok().as_deref(),
         Some("new\n")
+    );
+}
+
+/// Unprivileged, a tree of someone else's cannot be idmapped (that needs root): the job sees
+/// the host's permissions, and the Outcome's notes say so rather than leave a puzzling EACCES.
+#[test]
+fn rootless_job_on_a_tree_it_does_not_own_says_so() {
+    let Some(user) = Unprivileged::new() else {
+        return;
+    };
+    if !user.via_setpriv {
+        common::skip("needs a tree owned by someone else, which only root can make here");
+        return;
+    }
+    let ws = Workspace::new();
+    std::fs::set_permissions(ws.path(), PermissionsExt::from_mode(0o755)).expect("chmod");
+    // The user's own directory to start from (it is their HOME, where the audit log goes).
+    let home = user.workspace();
+    let ran = user.run(
+        &[
+            "exec",
+            "--backend",
+            "native",
+            "--profile",
+            "standard",
+            "--workspace",
+            ws.path().to_str().expect("utf-8"),
+            "--output",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "ls >/dev/null && echo read; touch made || echo refused",
+        ],
+        home.path(),
+    );
+    if ran.code != 0 {
+        let doctor = user.doctor(home.path());
+        if doctor["user_namespaces"]["available"] == false {
+            common::skip(&format!(
+                "user namespaces unavailable for uid {}: {}",
+                user.uid, doctor["user_namespaces"]["detail"]
+            ));
+            return;
+        }
+        panic!("a rootless job failed though user namespaces are available\n{ran:?}");
+    }
+    let outcome = ran.outcome();
+    assert_eq!(outcome["stdout"], "read\nrefused\n", "{ran:?}");
+    let notes = outcome["notes"].to_string();
+    assert!(
+        notes.contains("ownership:") && notes.contains("needs root"),
+        "{ran:?}"
     );
 }
 

@@ -231,6 +231,9 @@ fn a_tree_the_tool_cannot_read_is_an_error() {
         std::fs::Permissions::from_mode(0o700),
     )
     .expect("chmod");
+    // Not the workspace owner's: the job sees the owner's files as its own (an idmapped
+    // mount), a colleague's 0700 directory stays closed to it.
+    std::os::unix::fs::chown(workspace.file("private"), Some(4343), Some(4343)).expect("chown");
     let ran = gate(workspace.path(), &[]);
     assert_eq!(ran.gate("lint")["status"], "error", "{ran:?}");
     assert_eq!(ran.code, 3, "{ran:?}");

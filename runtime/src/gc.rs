@@ -1,6 +1,6 @@
 //! `sandbox gc`: removes what a `sandbox` killed before it could clean up left behind: job
 //! cgroups and egress-proxy directories of the native backend, scratch views (mounted on the
-//! host for both backends), containers of the docker one. (The native jail's other mounts live
+//! host for both backends), idmapped workspaces (likewise), containers of the docker one. (The native jail's other mounts live
 //! in its own mount namespace and vanish with it.)
 
 use serde::Serialize;
@@ -30,6 +30,11 @@ pub fn gc() -> GcReport {
         report
             .removed
             .push(format!("scratch view {}", dir.display()));
+    }
+    for dir in crate::ownership::remove_leftovers() {
+        report
+            .removed
+            .push(format!("idmapped workspace {}", dir.display()));
     }
     for dir in egress::remove_leftovers() {
         report

@@ -89,6 +89,9 @@ pub struct DoctorReport {
     pub overlayfs: bool,
     /// Which of a profile's limits this user can enforce on the native backend.
     pub limits: LimitsReport,
+    /// Whether a workspace owned by someone else can be idmapped onto the job's uid here (tried
+    /// on the current directory); without it the job sees the host's permissions.
+    pub idmapped_mounts: FeatureState,
     pub docker: FeatureState,
     pub profiles: Vec<ProfileReadiness>,
 }
@@ -204,8 +207,26 @@ pub fn doctor() -> DoctorReport {
         },
         overlayfs: facts.overlayfs,
         limits: limits_report(&facts),
+        idmapped_mounts: idmapped_mounts(),
         docker: docker_engine(),
         profiles,
+    }
+}
+
+fn idmapped_mounts() -> FeatureState {
+    let dir = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
+    match crate::ownership::probe(&dir) {
+        Ok(()) => FeatureState {
+            available: true,
+            detail: format!(
+                "a workspace owned by anyone is the job's own (tried on {})",
+                dir.display()
+            ),
+        },
+        Err(reason) => FeatureState {
+            available: false,
+            detail: reason,
+        },
     }
 }
 

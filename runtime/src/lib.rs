@@ -12,6 +12,7 @@ pub mod native;
 pub mod network;
 pub mod outcome;
 pub mod output;
+pub mod ownership;
 pub mod profile;
 pub mod scratch;
 pub mod secrets;
@@ -105,7 +106,21 @@ fn run_chosen(
     let scratch = match spec.workspace_mode {
         profile::WorkspaceMode::Scratch => scratch::Scratch::prepare(spec)?,
         _ => {
-            let mut outcome = backend.run(spec, reason)?;
+            let (owned, notes) = ownership::OwnerView::prepare(spec)?;
+            let mut outcome = match &owned {
+                Some(view) => {
+                    let mut viewed = spec.clone();
+                    viewed.view = Some(view.path());
+                    backend.run(&viewed, reason)?
+                }
+                None => backend.run(spec, reason)?,
+            };
+            outcome.notes.extend(notes);
+            if let Some(Err(error)) = owned.map(ownership::OwnerView::remove) {
+                outcome
+                    .notes
+                    .push(format!("cleanup: {}", error.with_causes()));
+            }
             redact(spec, &mut outcome);
             return Ok((outcome, None));
         }

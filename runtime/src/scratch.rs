@@ -21,6 +21,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SandboxError;
+use crate::ownership::{IdMap, Mapping};
 use crate::profile::ScratchView;
 use crate::spec::JobSpec;
 use crate::workspace::ChangeSet;
@@ -74,6 +75,16 @@ impl Scratch {
 
     fn build(&mut self, spec: &JobSpec) -> Result<(), SandboxError> {
         let root = nix::unistd::geteuid().is_root();
+        // Whoever owns the workspace, the job must see its view as its own: the overlay's lower
+        // layer is an idmapped mount of it, a copy is made with the ids the idmap would show.
+        let map = match crate::ownership::mapping(&spec.workspace, spec.user)? {
+            Mapping::Idmap(map) => Some(map),
+            Mapping::NotNeeded => None,
+            Mapping::Unavailable(why) => {
+                self.notes.push(why);
+                None
+            }
+        };
         if !root {
             if spec.scratch_view == ScratchView::Overlay {
                 return Err(SandboxError::Refused {
@@ -88,7 +99,7 @@ impl Scratch {
                  are measured on the change set after the job, not enforced during it"
                     .into(),
             );
-            return copy_tree(&spec.workspace, &self.view);
+            return copy_tree(&spec.workspace, &self.view, None);
         }
         let store = self.dir.clone();
         let limits = &spec.limits;
@@ -116,7 +127,7 @@ impl Scratch {
         self.store = Some(store.clone());
         make_private(&store)?;
         if overlay_wanted {
-            match self.mount_overlay(&spec.workspace, &store) {
+            match self.mount_overlay(&spec.workspace, &store, map) {
                 Ok(()) => return Ok(()),
                 Err(error) if spec.scratch_view == ScratchView::Overlay => return Err(error),
                 Err(error) => self.notes.push(format!(
@@ -144,24 +155,50 @@ impl Scratch {
             })?;
         }
         self.view = store.join("copy");
-        copy_tree(&spec.workspace, &self.view)
+        copy_tree(&spec.workspace, &self.view, map.as_ref())
     }
 
-    fn mount_overlay(&mut self, workspace: &Path, store: &Path) -> Result<(), SandboxError> {
-        let lower = workspace.to_string_lossy();
-        if lower.contains([',', ':', '\\']) {
+    fn mount_overlay(
+        &mut self,
+        workspace: &Path,
+        store: &Path,
+        map: Option<IdMap>,
+    ) -> Result<(), SandboxError> {
+        let path = workspace.to_string_lossy();
+        if path.contains([',', ':', '\\']) {
             return Err(SandboxError::Unsupported(format!(
-                "the workspace path {lower} has a `,`, `:` or `\\`, which overlay options cannot carry"
+                "the workspace path {path} has a `,`, `:` or `\\`, which overlay options cannot carry"
             )));
         }
         let (upper, work, view) = (store.join("upper"), store.join("work"), store.join("view"));
         for dir in [&upper, &work, &view] {
             make_dir(dir)?;
         }
+        // overlayfs cannot be idmapped itself (EINVAL on Linux 6.18), but takes an idmapped
+        // lower layer (5.19+): copied-up and new files then land in the upper directory with
+        // the job's ids, and write-back gives them the workspace owner's.
+        let mut lower = workspace.to_owned();
+        let mut seen = map;
+        if let Some(map) = map {
+            let idmapped = store.join("lower");
+            make_dir(&idmapped)?;
+            match crate::ownership::attach(workspace, &idmapped, map, true) {
+                Ok(()) => lower = idmapped,
+                Err(error) => {
+                    self.notes
+                        .push(crate::ownership::unavailable_note(workspace, map, &error));
+                    seen = None;
+                }
+            }
+        }
+        let lower = lower.to_string_lossy();
         // The view's root takes the upper directory's owner and mode: make them the
-        // workspace's, or the job could not even list its own workspace.
+        // workspace's as the job sees it, or the job could not even list its own workspace.
         let meta = std::fs::metadata(workspace).map_err(io("stat", workspace))?;
-        std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()))
+        let (uid, gid) = seen.map_or((meta.uid(), meta.gid()), |map| {
+            map.as_job_sees(meta.uid(), meta.gid())
+        });
+        std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
             .map_err(io("set the owner of", &upper))?;
         std::fs::set_permissions(
             &upper,
@@ -297,9 +334,10 @@ fn tree_size(dir: &Path) -> Result<(u64, u64), SandboxError> {
 }
 
 /// Copies `from` to `to` (which must not exist): directories, regular files and symlinks with
-/// their modes, and as root their owners, so the job may write what it could write in place.
-/// Fifos, sockets and devices are left out: a job gets none of them from its workspace.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), SandboxError> {
+/// their modes, and as root their owners (as `map` would show them to the job), so the job may
+/// write what it could write in place. Fifos, sockets and devices are left out: a job gets none
+/// of them from its workspace.
+fn copy_tree(from: &Path, to: &Path, map: Option<&IdMap>) -> Result<(), SandboxError> {
     let root = nix::unistd::geteuid().is_root();
     let mut pending = vec![(from.to_owned(), to.to_owned())];
     // Directory modes are set once their contents are in: a 0555 directory can still be filled.
@@ -326,7 +364,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), SandboxError> {
             continue;
         }
         if root {
-            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))
+            let (uid, gid) = map.map_or((meta.uid(), meta.gid()), |map| {
+                map.as_job_sees(meta.uid(), meta.gid())
+            });
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
                 .map_err(io("set the owner of", &target))?;
         }
     }

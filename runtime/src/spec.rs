@@ -205,6 +205,7 @@ impl JobSpec {
                  --workspace-mode scratch"
             )));
         }
+        trust_workspace_for_git(&mut env, workspace_mount);
         let secrets = secrets(resolved, overrides.secrets, workspace_mount)?;
         for secret in &secrets {
             if secret.delivery == Delivery::Env {
@@ -330,6 +331,37 @@ fn secrets(
         }
     }
     Ok(secrets)
+}
+
+/// git refuses a repository whose owner is not the current user ("detected dubious
+/// ownership", CVE-2022-24765), and the job's HOME is a fresh tmpfs, so no global config helps.
+/// The workspace is the job's own (see `crate::ownership`), so it is marked safe: the mount
+/// and, for repositories below it, `mount/*` (git 2.46+; older ones read it as a path that
+/// never matches). Through `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` in the job's environment,
+/// after any the caller passes, never in anyone's config file. A caller's count that is no
+/// number is left for git to report.
+fn trust_workspace_for_git(env: &mut Vec<(String, String)>, mount: &Path) {
+    let count = match env.iter().find(|(name, _)| name == "GIT_CONFIG_COUNT") {
+        None => 0,
+        Some((_, value)) => match value.trim().parse::<usize>() {
+            Ok(count) => count,
+            Err(_) => return,
+        },
+    };
+    let mount = mount.display().to_string();
+    let entries = [mount.clone(), format!("{}/*", mount.trim_end_matches('/'))];
+    let mut added = Vec::new();
+    for (offset, value) in entries.into_iter().enumerate() {
+        let n = count + offset;
+        added.push((format!("GIT_CONFIG_KEY_{n}"), "safe.directory".to_owned()));
+        added.push((format!("GIT_CONFIG_VALUE_{n}"), value));
+    }
+    added.push((
+        "GIT_CONFIG_COUNT".to_owned(),
+        (count + added.len() / 2).to_string(),
+    ));
+    env.retain(|(name, _)| !added.iter().any(|(ours, _)| ours == name));
+    env.extend(added);
 }
 
 impl JobSpec {
@@ -594,6 +626,29 @@ pub fn test_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_trusts_the_workspace_mount_after_the_callers_own_config() {
+        let mut env = vec![
+            ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
+            ("GIT_CONFIG_KEY_0".to_owned(), "user.name".to_owned()),
+            ("GIT_CONFIG_VALUE_0".to_owned(), "me".to_owned()),
+        ];
+        trust_workspace_for_git(&mut env, Path::new("/work"));
+        let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("GIT_CONFIG_COUNT"), Some("3"));
+        assert_eq!(get("GIT_CONFIG_VALUE_0"), Some("me"));
+        assert_eq!(get("GIT_CONFIG_KEY_1"), Some("safe.directory"));
+        assert_eq!(get("GIT_CONFIG_VALUE_1"), Some("/work"));
+        assert_eq!(get("GIT_CONFIG_VALUE_2"), Some("/work/*"));
+        let mut bogus = vec![("GIT_CONFIG_COUNT".to_owned(), "many".to_owned())];
+        trust_workspace_for_git(&mut bogus, Path::new("/work"));
+        assert_eq!(
+            bogus.len(),
+            1,
+            "a count git will reject is left for git to report"
+        );
+    }
 
     fn build(overrides: Overrides) -> Result<JobSpec, SandboxError> {
         test_spec("standard", overrides, &["true"])

@@ -44,6 +44,11 @@ pub fn run(output: OutputFormat) -> anyhow::Result<u8> {
         report.limits.detail
     ));
     text.push_str(&format!(
+        "idmapped mounts {} {}\n",
+        yes_no(report.idmapped_mounts.available),
+        report.idmapped_mounts.detail
+    ));
+    text.push_str(&format!(
         "docker          {} {}\n",
         yes_no(report.docker.available),
         report.docker.detail

@@ -57,28 +57,93 @@ fn docker_unavailable() -> Option<String> {
         .clone()
 }
 
-/// Generates one `#[test]` per backend for each listed test function `fn name(Backend)`. A
-/// docker test skips (see `skip`) when no engine answers or the image is missing.
+/// Generates, for each listed test function `fn name(Backend)`, one `#[test]` per backend and
+/// per workspace owner: `native::own::name`, `native::foreign::name`, `docker::own::name`,
+/// `docker::foreign::name`. `own` gives `Workspace::new()` a 0700 directory owned by the caller,
+/// `foreign` one owned by `FOREIGN_OWNER` (files 0600): whoever owns the workspace, every job
+/// must work the same (issue 16). A docker test skips (see `skip`) when no engine answers or
+/// the image is missing; a foreign one when the tests cannot chown (not root).
 #[macro_export]
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
-        mod native {
-            $( #[test] fn $name() { super::$name($crate::common::Backend::Native) } )*
-        }
-        mod docker {
-            $(
-                #[test]
-                fn $name() {
-                    let backend = $crate::common::Backend::Docker;
-                    if let Some(reason) = backend.unavailable() {
-                        $crate::common::skip(&reason);
-                        return;
+        $crate::conformance!(@backend native, Native, $($name),*);
+        $crate::conformance!(@backend docker, Docker, $($name),*);
+    };
+    (@backend $module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module {
+            mod own {
+                $(
+                    #[test]
+                    fn $name() {
+                        $crate::common::conform(
+                            $crate::common::Backend::$backend,
+                            $crate::common::Ownership::Own,
+                            super::super::$name,
+                        )
                     }
-                    super::$name(backend)
-                }
-            )*
+                )*
+            }
+            mod foreign {
+                $(
+                    #[test]
+                    fn $name() {
+                        $crate::common::conform(
+                            $crate::common::Backend::$backend,
+                            $crate::common::Ownership::Foreign,
+                            super::super::$name,
+                        )
+                    }
+                )*
+            }
         }
     };
+}
+
+/// Runs one conformance test on `backend` with workspaces owned as `ownership` says, or says
+/// why it cannot run here.
+pub fn conform(backend: Backend, ownership: Ownership, test: fn(Backend)) {
+    if let Some(reason) = backend.unavailable() {
+        skip(&reason);
+        return;
+    }
+    if ownership == Ownership::Foreign && !is_root() {
+        skip("a workspace owned by another user can only be made by root (chown)");
+        return;
+    }
+    OWNERSHIP.with(|current| current.set(ownership));
+    test(backend)
+}
+
+/// Who owns the workspaces `Workspace::new()` makes on this thread (each test has its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// The caller: a 0700 directory, as `mktemp -d` or a umask-077 checkout makes it.
+    Own,
+    /// Another user (`FOREIGN_OWNER`), 0700, with the files the test writes 0600: a root
+    /// checkout seen from a CI job, or a colleague's tree.
+    Foreign,
+}
+
+/// The uid:gid of a `Foreign` workspace: nobody on the host, and not the job's 65534.
+pub const FOREIGN_OWNER: (u32, u32) = (4242, 4242);
+
+thread_local! {
+    static OWNERSHIP: std::cell::Cell<Ownership> = const { std::cell::Cell::new(Ownership::Own) };
+}
+
+/// The ownership `Workspace::new()` uses on this thread.
+pub fn ownership() -> Ownership {
+    OWNERSHIP.with(std::cell::Cell::get)
+}
+
+/// Makes the next workspaces of this thread owned as `ownership` says (for a test outside
+/// `conformance!` that wants a foreign one).
+pub fn set_ownership(ownership: Ownership) {
+    OWNERSHIP.with(|current| current.set(ownership));
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// A test that cannot run here says why; with SANDBOX_TEST_NO_SKIP=1 (set by scripts/test)
@@ -90,9 +155,11 @@ pub fn skip(reason: &str) {
     eprintln!("skipping: {reason}");
 }
 
-/// A temporary workspace directory the job's uid (65534) can write to.
+/// A temporary workspace directory, owned as `ownership()` says: mode 0700, the caller's or
+/// `FOREIGN_OWNER`'s. Whoever owns it, the job sees it as its own (an idmapped mount).
 pub struct Workspace {
     dir: tempfile::TempDir,
+    ownership: Ownership,
 }
 
 impl Workspace {
@@ -101,12 +168,12 @@ impl Workspace {
             .prefix("sandbox-ws-")
             .tempdir()
             .expect("tempdir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .expect("chmod workspace");
-        Workspace { dir }
+        let workspace = Workspace {
+            dir,
+            ownership: ownership(),
+        };
+        workspace.own(workspace.path(), 0o700);
+        workspace
     }
 
     pub fn path(&self) -> &Path {
@@ -117,10 +184,31 @@ impl Workspace {
         self.dir.path().join(name)
     }
 
+    /// Writes a file of the workspace, 0600 and owned like the workspace.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.file(name);
         std::fs::write(&path, contents).expect("write workspace file");
+        self.own(&path, 0o600);
         path
+    }
+
+    /// Gives `path` (in the workspace) the workspace's owner and `mode`.
+    pub fn own(&self, path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod workspace entry");
+        if self.ownership == Ownership::Foreign {
+            let (uid, gid) = FOREIGN_OWNER;
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).expect("chown workspace entry");
+        }
+    }
+
+    /// The uid and gid that own the workspace on the host: what the job's new files must get.
+    pub fn owner(&self) -> (u32, u32) {
+        let meta = std::fs::metadata(self.path()).expect("stat workspace");
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta),
+        )
     }
 }
 

@@ -68,11 +68,87 @@ const DENIED: &[(&str, i64)] = &[
 /// Also denied under `strict`: rarely needed, often in exploit chains.
 const DENIED_STRICT: &[(&str, i64)] = &[
     ("personality", libc::SYS_personality),
-    ("mknod", libc::SYS_mknod),
-    ("mknodat", libc::SYS_mknodat),
     ("vhangup", libc::SYS_vhangup),
     ("uselib", libc::SYS_uselib),
 ];
+
+/// Where a syscall takes a file mode that could carry set-uid/set-gid bits: its name, number,
+/// the index of the mode argument and, for the open family, of the flags argument (the mode
+/// only counts with `O_CREAT` or `O_TMPFILE`). A job sees a workspace owned by someone else as
+/// its own (an idmapped mount, `crate::ownership`), so a set-uid file it made there would be the
+/// owner's, root's say, on the host; these are refused in every mode but `off`.
+const MODE_ARGS: &[(&str, i64, u8, Option<u8>)] = &[
+    ("chmod", libc::SYS_chmod, 1, None),
+    ("fchmod", libc::SYS_fchmod, 1, None),
+    ("fchmodat", libc::SYS_fchmodat, 2, None),
+    ("fchmodat2", libc::SYS_fchmodat2, 2, None),
+    ("open", libc::SYS_open, 2, Some(1)),
+    ("openat", libc::SYS_openat, 3, Some(2)),
+    ("creat", libc::SYS_creat, 1, None),
+    ("mkdir", libc::SYS_mkdir, 1, None),
+    ("mkdirat", libc::SYS_mkdirat, 2, None),
+    ("mknod", libc::SYS_mknod, 1, None),
+    ("mknodat", libc::SYS_mknodat, 2, None),
+];
+
+/// The set-id bits no job may set.
+const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// The open flags under which the mode argument is used. `O_TMPFILE` includes `O_DIRECTORY`,
+/// which alone means no file is created: only its own bit is tested.
+const CREATING_FLAGS: [u64; 2] = [
+    libc::O_CREAT as u64,
+    (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
+];
+
+/// File types `mknod` must not create: devices (a job that can make `/dev/mem` or a disk's
+/// block device in a workspace has the host). FIFOs, sockets and regular files stay allowed
+/// (`mkfifo`, GNU make's jobserver).
+const DEVICE_TYPES: [u64; 2] = [libc::S_IFCHR as u64, libc::S_IFBLK as u64];
+
+/// Syscalls answered with ENOSYS, so libc falls back to one the filter can inspect: `clone3`
+/// passes its flags in memory, `openat2` its mode (what Docker and Flatpak do for clone3).
+const ENOSYS: &[(&str, i64)] = &[("clone3", libc::SYS_clone3), ("openat2", libc::SYS_openat2)];
+
+/// One denial of a syscall that looks at its arguments: every condition must hold. Each tests a
+/// different argument, so runc ANDs them in the docker profile as the native filter does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ArgRule {
+    name: &'static str,
+    number: i64,
+    /// (argument index, mask, value): `arg & mask == value`, on the low 32 bits.
+    conditions: Vec<(u8, u64, u64)>,
+}
+
+/// The argument rules for set-id modes and device nodes, shared by both filters.
+fn mode_rules() -> Vec<ArgRule> {
+    let mut rules = Vec::new();
+    for &(name, number, mode, flags) in MODE_ARGS {
+        for bit in SET_ID_BITS {
+            let set_id = (mode, bit, bit);
+            match flags {
+                Some(flags) => rules.extend(CREATING_FLAGS.iter().map(|&flag| ArgRule {
+                    name,
+                    number,
+                    conditions: vec![(flags, flag, flag), set_id],
+                })),
+                None => rules.push(ArgRule {
+                    name,
+                    number,
+                    conditions: vec![set_id],
+                }),
+            }
+        }
+        if name.starts_with("mknod") {
+            rules.extend(DEVICE_TYPES.iter().map(|&kind| ArgRule {
+                name,
+                number,
+                conditions: vec![(mode, libc::S_IFMT as u64, kind)],
+            }));
+        }
+    }
+    rules
+}
 
 /// clone() flags that create namespaces: a job must not build a sandbox of its own in which it
 /// is root (CVE-2022-0492 and friends need exactly that).
@@ -143,6 +219,25 @@ impl SeccompPlan {
                 )?,
             ],
         );
+        for arg_rule in mode_rules() {
+            let conditions = arg_rule
+                .conditions
+                .iter()
+                .map(|&(arg, mask, value)| {
+                    SeccompCondition::new(
+                        arg,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::MaskedEq(mask),
+                        value,
+                    )
+                })
+                .collect::<Result<_, _>>()
+                .map_err(compile_error)?;
+            denied
+                .entry(arg_rule.number)
+                .or_default()
+                .push(SeccompRule::new(conditions).map_err(compile_error)?);
+        }
         if mode == SeccompMode::Strict {
             let socket_rules = vec![SeccompRule::new(
                 STRICT_SOCKET_FAMILIES
@@ -157,14 +252,15 @@ impl SeccompPlan {
             denied.insert(libc::SYS_socket, socket_rules);
         }
         let deny_list = compile(denied, libc::EPERM, arch)?;
-        // clone3 passes its flags in memory, where a filter cannot look: ENOSYS makes libc fall
-        // back to clone(), which the rules above can inspect (what Docker and Flatpak do).
-        let clone3 = compile(
-            BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        let enosys = compile(
+            ENOSYS
+                .iter()
+                .map(|(_, number)| (*number, Vec::new()))
+                .collect(),
             libc::ENOSYS,
             arch,
         )?;
-        let mut programs = vec![deny_list, clone3];
+        let mut programs = vec![deny_list, enosys];
         if arch == TargetArch::x86_64 {
             programs.push(deny_x32_abi());
         }
@@ -247,9 +343,10 @@ fn deny_x32_abi() -> BpfProgram {
 /// engine's default profile because that one allows `ptrace` (of a sibling with the same uid)
 /// from kernel 4.8 on, and every backend must refuse what the native jail refuses.
 ///
-/// runc ORs conditions that test the same argument (libseccomp could not AND them), so every
-/// rule below has exactly one condition: a rule per clone flag, per ioctl request, per socket
-/// family range. Only the native architecture is listed: libseccomp answers a syscall from
+/// runc ORs conditions that test the same argument (libseccomp could not AND them) and ANDs
+/// conditions on different arguments, so no rule below tests one argument twice: a rule per
+/// clone flag, per ioctl request, per socket family range, and per (creating flag, set-id bit)
+/// for the open family, whose two conditions test the flags and the mode. Only the native architecture is listed: libseccomp answers a syscall from
 /// any other ABI (i386, x32) with its bad-arch action instead of letting it through unchecked,
 /// as the native filter does. `Off` has no profile: the backend asks for `unconfined`.
 pub fn docker_profile(mode: SeccompMode) -> serde_json::Value {
@@ -299,7 +396,24 @@ pub fn docker_profile(mode: SeccompMode) -> serde_json::Value {
             syscalls.push(deny("socket", libc::EPERM, Some(arg)));
         }
     }
-    syscalls.push(deny("clone3", libc::ENOSYS, None));
+    for rule in mode_rules() {
+        let args = rule
+            .conditions
+            .iter()
+            .map(|&(index, mask, value)| {
+                condition(u32::from(index), "SCMP_CMP_MASKED_EQ", mask, value)
+            })
+            .collect::<Vec<_>>();
+        syscalls.push(json!({
+            "names": [rule.name],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+            "args": args,
+        }));
+    }
+    for (name, _) in ENOSYS {
+        syscalls.push(deny(name, libc::ENOSYS, None));
+    }
     let mut profile = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": syscalls,
@@ -468,9 +582,83 @@ mod tests {
             );
         }
         assert!(docker_errno(&profile, "socket", [(1 << 32) | 16, 3, 0, 0, 0, 0]).is_some());
-        // Never two conditions in one rule: runc would OR them.
+        // Never two conditions on one argument in one rule: runc would OR them.
         for rule in profile["syscalls"].as_array().unwrap() {
-            assert!(rule["args"].as_array().map_or(0, Vec::len) <= 1, "{rule}");
+            let mut indexes: Vec<u64> = rule["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|arg| arg["index"].as_u64().unwrap())
+                .collect();
+            let count = indexes.len();
+            indexes.dedup();
+            assert_eq!(indexes.len(), count, "{rule}");
+        }
+    }
+
+    /// The docker profile and, through `mode_rules`, the native filter (both are built from
+    /// it): set-id modes and device nodes are refused, everything else about modes is not.
+    #[test]
+    fn set_id_modes_and_device_nodes_are_refused_in_every_mode_but_off() {
+        let eperm = Some(libc::EPERM as i64);
+        let creat = libc::O_CREAT as u64 | libc::O_WRONLY as u64;
+        let tmpfile = libc::O_TMPFILE as u64 | libc::O_RDWR as u64;
+        for mode in [SeccompMode::Default, SeccompMode::Strict] {
+            let profile = docker_profile(mode);
+            let errno = |name: &str, args: [u64; 6]| docker_errno(&profile, name, args);
+            for set_id in [0o4755, 0o2755, 0o6755, 0o4000] {
+                assert_eq!(errno("chmod", [0, set_id, 0, 0, 0, 0]), eperm, "{set_id:o}");
+                assert_eq!(errno("fchmod", [3, set_id, 0, 0, 0, 0]), eperm);
+                assert_eq!(errno("fchmodat", [3, 0, set_id, 0, 0, 0]), eperm);
+                assert_eq!(errno("fchmodat2", [3, 0, set_id, 0, 0, 0]), eperm);
+                assert_eq!(errno("creat", [0, set_id, 0, 0, 0, 0]), eperm);
+                assert_eq!(errno("open", [0, creat, set_id, 0, 0, 0]), eperm);
+                assert_eq!(errno("openat", [3, 0, creat, set_id, 0, 0]), eperm);
+                assert_eq!(errno("openat", [3, 0, tmpfile, set_id, 0, 0]), eperm);
+                assert_eq!(errno("mkdir", [0, set_id, 0, 0, 0, 0]), eperm);
+                assert_eq!(errno("mkdirat", [3, 0, set_id, 0, 0, 0]), eperm);
+                let regular = libc::S_IFREG as u64 | set_id;
+                assert_eq!(errno("mknodat", [3, 0, regular, 0, 0, 0]), eperm);
+                // Without O_CREAT/O_TMPFILE the mode is ignored by the kernel, and so by us.
+                assert_eq!(
+                    errno("openat", [3, 0, libc::O_RDONLY as u64, set_id, 0, 0]),
+                    None
+                );
+                // Junk above the 32 bits of a mode_t does not hide the bits.
+                assert_eq!(errno("chmod", [0, (1 << 32) | set_id, 0, 0, 0, 0]), eperm);
+            }
+            for plain in [0o755, 0o1777, 0o644, 0] {
+                assert_eq!(errno("chmod", [0, plain, 0, 0, 0, 0]), None, "{plain:o}");
+                assert_eq!(errno("openat", [3, 0, creat, plain, 0, 0]), None);
+                assert_eq!(errno("mkdirat", [3, 0, plain, 0, 0, 0]), None);
+            }
+            for device in [libc::S_IFCHR, libc::S_IFBLK] {
+                let mode = device as u64 | 0o600;
+                assert_eq!(errno("mknod", [0, mode, 0x103, 0, 0, 0]), eperm);
+                assert_eq!(errno("mknodat", [3, 0, mode, 0x103, 0, 0]), eperm);
+            }
+            for harmless in [libc::S_IFIFO, libc::S_IFSOCK, libc::S_IFREG, 0] {
+                let mode = harmless as u64 | 0o644;
+                assert_eq!(errno("mknod", [0, mode, 0, 0, 0, 0]), None, "{mode:o}");
+                assert_eq!(errno("mknodat", [3, 0, mode, 0, 0, 0]), None, "{mode:o}");
+            }
+            assert_eq!(errno("openat2", [0; 6]), Some(libc::ENOSYS as i64));
+        }
+    }
+
+    #[test]
+    fn every_mode_syscall_has_rules_for_both_set_id_bits() {
+        let rules = mode_rules();
+        for (name, _, mode_arg, flags) in MODE_ARGS {
+            let of: Vec<_> = rules.iter().filter(|r| r.name == *name).collect();
+            for bit in SET_ID_BITS {
+                let expected = if flags.is_some() { 2 } else { 1 };
+                let testing = of
+                    .iter()
+                    .filter(|r| r.conditions.contains(&(*mode_arg, bit, bit)))
+                    .count();
+                assert_eq!(testing, expected, "{name} {bit:o}");
+            }
         }
     }
 }
