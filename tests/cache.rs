@@ -25,14 +25,36 @@ impl CacheHome {
         )
     }
 
-    /// In `/var/tmp`, which gate jobs see (only `/home`, `/root` and `/run` are hidden).
+    /// In `/var/tmp`, which the operator's gate profile shows to gate jobs (see `show`).
     fn visible_to_jobs() -> CacheHome {
-        CacheHome(
+        let cache = CacheHome(
             tempfile::Builder::new()
                 .prefix("sandbox-cache-")
                 .tempdir_in("/var/tmp")
                 .expect("tempdir"),
+        );
+        cache.show(cache.path());
+        cache
+    }
+
+    /// The operator shows `dir` to gate jobs: a `gate` profile of theirs naming it read-only
+    /// (the allowlisted root shows nothing of the host but /usr and /etc otherwise), in the
+    /// `XDG_CONFIG_HOME` that `gate_on` passes along.
+    fn show(&self, dir: &Path) {
+        let profiles = self.config_home().join("sandbox/profiles");
+        std::fs::create_dir_all(&profiles).expect("mkdir operator profiles");
+        std::fs::write(
+            profiles.join("gate.toml"),
+            format!(
+                "extends = \"gate\"\n[filesystem]\nread_only = [\"{}\"]\n",
+                dir.display()
+            ),
         )
+        .expect("write the operator's gate profile");
+    }
+
+    fn config_home(&self) -> PathBuf {
+        self.path().join("config")
     }
 
     fn path(&self) -> &Path {
@@ -129,7 +151,8 @@ fn gate_on(backend: &str, cache: &Path, workspace: &Path, extra: &[&str]) -> Jud
             .arg("--workspace")
             .arg(workspace)
             .args(extra)
-            .env("XDG_CACHE_HOME", cache),
+            .env("XDG_CACHE_HOME", cache)
+            .env("XDG_CONFIG_HOME", cache.join("config")),
     );
     let verdict = common::verdict_from(ran.stdout.as_bytes());
     assert!(!verdict.is_null(), "no Verdict: {ran:?}");
@@ -347,6 +370,7 @@ fn a_changed_custom_tool_reruns_the_gate() {
         .tempdir_in("/var/tmp")
         .expect("tempdir");
     std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    cache.show(tools.path());
     let outside = tools.path().join("lint");
     let workspace = project(&format!(
         "[[gate]]\nname = \"inside\"\ncommand = [\"./lint\"]\n\
@@ -430,8 +454,10 @@ fn a_tree_changed_while_the_gates_ran_is_not_cached() {
         .expect("tempdir");
     std::fs::set_permissions(signals.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod");
+    cache.show(signals.path());
     let go = signals.path().join("go");
-    // Waits, outside the tree (the job sees /var/tmp), until the test has changed the tree.
+    // Waits, outside the tree (the operator shows the job that directory), until the test has
+    // changed the tree.
     let workspace = project(&format!(
         "[[gate]]\nname = \"state\"\ncommand = [\"sh\", \"-c\", \"while [ ! -e {} ]; do sleep 0.05; done; \
          grep -q '^ok$' state.txt || {{ echo 'state.txt:1: not ok' >&2; exit 1; }}\"]\n",
@@ -449,6 +475,7 @@ fn a_tree_changed_while_the_gates_ran_is_not_cached() {
     .arg("--workspace")
     .arg(workspace.path())
     .env("XDG_CACHE_HOME", cache.path())
+    .env("XDG_CONFIG_HOME", cache.config_home())
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
@@ -540,7 +567,8 @@ fn a_job_cannot_read_the_key_or_write_the_cache() {
         sandbox_command(&["exec", "--backend", "native", "--profile", "gate"])
             .arg("--workspace")
             .arg(workspace.path())
-            .args(["--output", "json", "--", "sh", "-c", &script]),
+            .args(["--output", "json", "--", "sh", "-c", &script])
+            .env("XDG_CONFIG_HOME", cache.config_home()),
     );
     let outcome = ran.outcome();
     assert_ne!(outcome["exit_code"], 0, "{ran:?}");

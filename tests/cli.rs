@@ -602,7 +602,7 @@ fn an_unenforceable_memory_limit_is_named_not_silent() {
     let Some(user) = Unprivileged::new() else {
         return;
     };
-    let ws = Workspace::new();
+    let ws = user.workspace();
     let doctor = user.doctor(ws.path());
     if doctor["cgroup"]["available"] == true {
         common::skip(&format!(

@@ -477,6 +477,8 @@ fn cargo_test_offline_runs_in_strict_unprivileged(backend: Backend) {
     std::fs::set_permissions(&profile.path, PermissionsExt::from_mode(0o644)).expect("chmod");
     let ws = Workspace::new();
     tiny_crate(&ws);
+    // The unprivileged user's own checkout.
+    ws.give_to(65534, 65534);
     let home_dir = home.0.display().to_string();
     let mut command = Command::new("setpriv");
     command.args(["--reuid=65534", "--regid=65534"]);

@@ -93,11 +93,18 @@ pub fn retryable(error: &anyhow::Error) -> bool {
         .is_some_and(SandboxError::retryable)
 }
 
-/// Prints one JSON document; a closed stdout (`| head`) is not an error.
+/// Prints one JSON document; a closed stdout (`| head`) is not an error. Streamed rather than
+/// built as a string first: an Outcome holding 16 MiB of captured NULs is ~100 MiB of JSON.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    print_text(&text)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 pub fn print_text(text: &str) -> anyhow::Result<()> {

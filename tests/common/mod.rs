@@ -202,6 +202,21 @@ impl Workspace {
         }
     }
 
+    /// Hands the whole tree to `uid:gid`: the checkout of the unprivileged user a test runs
+    /// the binary as.
+    pub fn give_to(&self, uid: u32, gid: u32) {
+        let status = Command::new("chown")
+            .args(["-hR", &format!("{uid}:{gid}")])
+            .arg(self.path())
+            .status()
+            .expect("chown");
+        assert!(
+            status.success(),
+            "chown -R {uid}:{gid} {}",
+            self.path().display()
+        );
+    }
+
     /// The uid and gid that own the workspace on the host: what the job's new files must get.
     pub fn owner(&self) -> (u32, u32) {
         let meta = std::fs::metadata(self.path()).expect("stat workspace");

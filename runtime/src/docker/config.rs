@@ -11,7 +11,7 @@ use bollard::models::{
 
 use crate::error::SandboxError;
 use crate::network;
-use crate::profile::{Feature, NetworkMode, SeccompMode};
+use crate::profile::{Feature, NetworkMode, SeccompMode, UserSpec};
 use crate::secrets::Delivery;
 use crate::spec::JobSpec;
 
@@ -238,7 +238,8 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
             path_string(&dir),
             format!(
                 "rw,noexec,nosuid,nodev,size=1m,mode=0700,uid={},gid={}",
-                spec.user.uid, spec.user.gid
+                container_user(spec).uid,
+                container_user(spec).gid
             ),
         );
     }
@@ -357,7 +358,11 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
                 .map(|(name, value)| format!("{name}={value}"))
                 .collect(),
         ),
-        user: Some(format!("{}:{}", spec.user.uid, spec.user.gid)),
+        user: Some(format!(
+            "{}:{}",
+            container_user(spec).uid,
+            container_user(spec).gid
+        )),
         working_dir: Some(path_string(&spec.workspace_mount)),
         hostname: Some("sandbox".to_owned()),
         labels: Some(inputs.labels.clone().into_iter().collect()),
@@ -370,6 +375,22 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         host_config: Some(host_config),
         ..ContainerCreateBody::default()
     })
+}
+
+/// The ids the container runs as. As root, the profile's: a workspace owned by someone else is
+/// idmapped onto them (`crate::ownership`). Unprivileged there is no idmap, and a container does
+/// not map ids the way the native jail's user namespace maps the job onto the caller; running as
+/// the caller's own ids is what lets the job act as the owner of the caller's tree, as natively
+/// (and a caller holding the engine's socket gives the job nothing it does not hold already).
+pub fn container_user(spec: &JobSpec) -> UserSpec {
+    if nix::unistd::geteuid().is_root() {
+        spec.user
+    } else {
+        UserSpec {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
 }
 
 fn bind(source: &Path, target: &Path, read_only: bool) -> Mount {

@@ -557,8 +557,8 @@ fn isolation(spec: &JobSpec, engine: &EngineFacts) -> Isolation {
         readonly_root: true,
         no_new_privs: true,
         capabilities_dropped: true,
-        uid: spec.user.uid,
-        gid: spec.user.gid,
+        uid: super::config::container_user(spec).uid,
+        gid: super::config::container_user(spec).gid,
     }
 }
 

@@ -80,6 +80,15 @@ impl OperatorConfig {
             let text = match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                // A directory this user cannot enter (HOME=/root under `setpriv`, as git
+                // meets it too) holds no configuration of theirs. A file they can see but not
+                // read is a mistake of theirs to hear about.
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::PermissionDenied
+                        && !searchable(path.parent()) =>
+                {
+                    continue
+                }
                 Err(source) => return Err(TrustError::ReadOperator { path, source }),
             };
             let config: OperatorConfig = toml::from_str(&text).map_err(|error| {
@@ -104,6 +113,11 @@ impl OperatorConfig {
         }
         Ok((merged, read))
     }
+}
+
+/// Whether this user can look up names in `dir` (and every directory above it).
+fn searchable(dir: Option<&Path>) -> bool {
+    dir.is_some_and(|dir| nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).is_ok())
 }
 
 /// The operator's configuration directories, system first, so the user's file is read last.
