@@ -238,9 +238,21 @@ fn a_file_secret_is_readable_by_the_job_only(backend: Backend) {
     assert_eq!(run.code, 0, "{run:?}");
     // The whole file is the secret, its final newline included.
     let lines: Vec<&str> = run.stdout().lines().collect();
+    // The job's ids: 65534, or unprivileged on docker the caller's own (no user namespace of
+    // ours maps the container's ids).
+    let (uid, gid) = match backend {
+        Backend::Docker if !common::is_root() => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ),
+        _ => (65534, 65534),
+    };
     assert_eq!(
         lines,
-        ["400 65534 65534", "[REDACTED:NPMRC]read-only"],
+        [
+            format!("400 {uid} {gid}").as_str(),
+            "[REDACTED:NPMRC]read-only"
+        ],
         "{run:?}"
     );
     assert_eq!(run.outcome["secrets"], serde_json::json!(["NPMRC"]));
