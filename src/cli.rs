@@ -72,6 +72,10 @@ pub enum Command {
     /// Prints the changes since BASE as JSON, inside a gate job (used by `--changed-since`).
     #[command(hide = true)]
     GateChanges { base: String },
+    /// Inside a container: forwards 127.0.0.1:PORT to the egress proxy's SOCKET (an unprivileged
+    /// caller's allowlist job on docker).
+    #[command(hide = true, name = "egress-forward")]
+    EgressForward { port: u16, socket: PathBuf },
 }
 
 /// Which gates run, and how: shared by `gate` and `check`.

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A container whose network namespace we cannot enter runs this binary as its forwarder.
+    if let Ok(program) = std::env::current_exe() {
+        sandbox_runtime::network::forwarder::register_program(program);
+    }
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(error) => {

@@ -13,6 +13,7 @@ mod watch;
 
 use std::io::Write;
 
+use anyhow::Context;
 use clap::CommandFactory;
 
 use sandbox_runtime::SandboxError;
@@ -36,6 +37,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init { workspace, force } => gate::init(workspace, force),
         Command::GateBuiltin { name, options } => gate::builtin(&name, &options),
         Command::GateChanges { base } => gate::changes(&base),
+        Command::EgressForward { port, socket } => {
+            sandbox_runtime::network::forwarder::serve(port, &socket)
+                .with_context(|| format!("forwarding 127.0.0.1:{port} to {}", socket.display()))?;
+            Ok(0)
+        }
         Command::Audit(command) => audit::run(command),
         Command::Hook(command) => hook::run(command),
         Command::Completions { shell } => {

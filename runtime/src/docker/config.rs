@@ -11,6 +11,7 @@ use bollard::models::{
 
 use crate::error::SandboxError;
 use crate::network;
+use crate::network::forwarder;
 use crate::profile::{Feature, NetworkMode, SeccompMode, UserSpec};
 use crate::secrets::Delivery;
 use crate::spec::JobSpec;
@@ -69,6 +70,16 @@ pub struct Inputs {
     pub seccomp: Option<String>,
     /// `sandbox.*` labels: the job, and who started it (for `gc`).
     pub labels: BTreeMap<String, String>,
+    /// For an allowlist job whose network namespace we cannot enter: the forwarder program and
+    /// the host directory of the proxy's socket, both bound in (`network::forwarder`).
+    pub forwarder: Option<Forwarder>,
+}
+
+/// The in-container forwarder of an allowlist job (see `Inputs::forwarder`).
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    pub program: PathBuf,
+    pub socket_dir: PathBuf,
 }
 
 /// Runs the job once a line arrives on stdin, after evaluating that line (see `container` and
@@ -90,10 +101,20 @@ pub fn gated(spec: &JobSpec) -> bool {
 /// no quote, and no value ever becomes an argument of a program (`docker inspect` and
 /// `/proc/*/cmdline` show neither). Files get mode 0400 from a umask set in a subshell (the
 /// job keeps its own) and the job's uid from the user the container runs as.
-pub fn gate_line(spec: &JobSpec) -> Vec<u8> {
-    // Joined with `&&`: a secret that cannot be delivered stops the job before it runs, with
-    // the shell's message on its stderr.
+pub fn gate_line(spec: &JobSpec, forwarded: bool) -> Vec<u8> {
+    // Joined with `&&`: a secret that cannot be delivered, or a forwarder that cannot listen,
+    // stops the job before it runs, with the message on its stderr.
     let mut steps = vec![":".to_owned()];
+    if forwarded {
+        // Returns once 127.0.0.1:PROXY_PORT listens; it forwards until the container ends.
+        steps.push(format!(
+            "{} {} {} {}/proxy.sock",
+            forwarder::PROGRAM_IN_CONTAINER,
+            forwarder::SUBCOMMAND,
+            crate::network::PROXY_PORT,
+            forwarder::SOCKET_DIR_IN_CONTAINER
+        ));
+    }
     for secret in &spec.secrets {
         let escaped: String = secret
             .value()
@@ -220,6 +241,18 @@ pub fn container(spec: &JobSpec, inputs: &Inputs) -> Result<ContainerCreateBody,
         &spec.workspace_mount,
         !spec.workspace_writable(),
     ));
+    if let Some(forwarder) = &inputs.forwarder {
+        mounts.push(bind(
+            &forwarder.program,
+            Path::new(forwarder::PROGRAM_IN_CONTAINER),
+            true,
+        ));
+        mounts.push(bind(
+            &forwarder.socket_dir,
+            Path::new(forwarder::SOCKET_DIR_IN_CONTAINER),
+            true,
+        ));
+    }
 
     let mut tmpfs = HashMap::new();
     for (target, size) in &spec.tmpfs {
@@ -443,6 +476,7 @@ mod tests {
             hidden: Vec::new(),
             seccomp: Some("{}".into()),
             labels: BTreeMap::from([("sandbox.job".into(), "j".into())]),
+            forwarder: None,
         }
     }
 
@@ -686,6 +720,44 @@ mod tests {
         assert_eq!(body.stdin_once, Some(true));
         let env = body.env.unwrap();
         assert!(env.contains(&"HTTPS_PROXY=http://127.0.0.1:3128".to_owned()));
+    }
+
+    #[test]
+    fn a_forwarded_allowlist_job_binds_the_forwarder_and_starts_it_before_the_job() {
+        let mut allowlist = spec("standard");
+        allowlist.network = NetworkMode::Allowlist;
+        let forwarded = Inputs {
+            forwarder: Some(Forwarder {
+                program: "/usr/local/bin/sandbox".into(),
+                socket_dir: "/tmp/sandbox-egress-j".into(),
+            }),
+            ..inputs()
+        };
+        let body = container(&allowlist, &forwarded).unwrap();
+        let mounts = host_config(&body).mounts.clone().unwrap();
+        for (source, target) in [
+            ("/usr/local/bin/sandbox", "/.sandbox-forward"),
+            ("/tmp/sandbox-egress-j", "/.sandbox-egress"),
+        ] {
+            assert!(
+                mounts.iter().any(|m| m.source.as_deref() == Some(source)
+                    && m.target.as_deref() == Some(target)
+                    && m.read_only == Some(true)),
+                "{source} -> {target}: {mounts:?}"
+            );
+        }
+        let line = String::from_utf8(gate_line(&allowlist, true)).unwrap();
+        assert_eq!(
+            line,
+            ": && /.sandbox-forward egress-forward 3128 /.sandbox-egress/proxy.sock\n"
+        );
+        assert_eq!(gate_line(&allowlist, false), b":\n");
+        let plain = container(&allowlist, &inputs()).unwrap();
+        assert!(!host_config(&plain)
+            .mounts
+            .iter()
+            .flatten()
+            .any(|m| m.target.as_deref() == Some("/.sandbox-forward")));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::SandboxError;
+use crate::native::egress::{Egress, RunningProxy};
 use crate::native::seccomp::docker_profile;
 use crate::network::{self, Listener, Proxy};
 use crate::outcome::{CgroupLimit, Ending, Isolation, Outcome};
@@ -23,7 +24,7 @@ use crate::profile::{Feature, NetworkMode, SeccompMode};
 use crate::spec::{JobSpec, OutputMode};
 
 use super::cleanup::{self, Supervisor};
-use super::config::{self, Inputs};
+use super::config::{self, Forwarder, Inputs};
 use super::engine::{self, describe, EngineFacts};
 use super::host::{self, CgroupSample, InitProcess};
 use super::interrupts::Interrupts;
@@ -146,7 +147,29 @@ async fn drive(
             ),
         }));
     }
+    // Unprivileged, the container's network namespace is out of reach (`setns` needs root):
+    // the proxy listens on a socket of ours instead, and a forwarder runs inside the container.
+    let egress = if spec.network == NetworkMode::Allowlist && !nix::unistd::geteuid().is_root() {
+        let program = network::forwarder::program().ok_or_else(|| {
+            Failure::Sandbox(SandboxError::Refused {
+                feature: "network allowlist".into(),
+                reason: "unprivileged, the egress proxy cannot listen inside the container's \
+                         network namespace (entering it needs root), and no forwarder program \
+                         is registered (the sandbox CLI registers itself; a library caller \
+                         calls network::forwarder::register_program)"
+                    .into(),
+            })
+        })?;
+        let egress = Egress::prepare(&spec.id).map_err(Failure::Sandbox)?;
+        Some((egress, program.to_owned()))
+    } else {
+        None
+    };
     let inputs = Inputs {
+        forwarder: egress.as_ref().map(|(egress, program)| Forwarder {
+            program: program.clone(),
+            socket_dir: egress.dir().to_owned(),
+        }),
         mirrored_init: if local {
             host::mirrored_init(&image.mirrors, facts.init_binary.as_deref())
         } else {
@@ -215,7 +238,13 @@ async fn drive(
         live.borrow_mut().init = init.clone();
     }
 
-    let proxy = if spec.network == NetworkMode::Allowlist {
+    let forwarded = egress.is_some();
+    let proxy = if let Some((mut egress, _)) = egress {
+        let running = egress
+            .start(spec.proxy.clone(), spec.observer.clone())
+            .map_err(Failure::Sandbox)?;
+        Some(JobProxy::Forwarded(running, egress))
+    } else if spec.network == NetworkMode::Allowlist {
         let init = init.as_deref().ok_or_else(|| {
             Failure::Sandbox(SandboxError::Refused {
                 feature: "network allowlist".into(),
@@ -224,7 +253,8 @@ async fn drive(
                     .into(),
             })
         })?;
-        Some(start_proxy(spec, name, init)?)
+        let (proxy, serving) = start_proxy(spec, name, init)?;
+        Some(JobProxy::InNamespace(proxy, serving))
     } else {
         None
     };
@@ -233,7 +263,7 @@ async fn drive(
         // inside the container by now, and the line carries the secrets.
         let mut input = attached.input;
         input
-            .write_all(&config::gate_line(spec))
+            .write_all(&config::gate_line(spec, forwarded))
             .await
             .and(input.shutdown().await)
             .map_err(|e| Failure::Engine(format!("releasing the job (config::GATE): {e}")))?;
@@ -280,11 +310,12 @@ async fn drive(
         .unwrap_or(false);
 
     let events = match proxy {
-        Some((proxy, serving)) => {
+        Some(JobProxy::InNamespace(proxy, serving)) => {
             proxy.stop();
             let _ = serving.await;
             proxy.events()
         }
+        Some(JobProxy::Forwarded(running, _egress)) => running.finish(),
         None => Vec::new(),
     };
 
@@ -352,6 +383,14 @@ async fn drive(
         )
         .map_err(|why| Failure::Sandbox(SandboxError::Setup(why)))?;
     Ok(outcome)
+}
+
+/// An allowlist job's proxy: listening inside the container's network namespace (root), or on
+/// a socket of ours that the forwarder inside the container hands connections to (the
+/// directory goes when the `Egress` does).
+enum JobProxy {
+    InNamespace(Proxy, tokio::task::JoinHandle<()>),
+    Forwarded(RunningProxy, Egress),
 }
 
 /// The egress proxy for one container: listening on the container's own 127.0.0.1:3128 and

@@ -9,9 +9,8 @@ use std::thread::JoinHandle;
 
 use crate::error::SandboxError;
 use crate::events::Observer;
-use std::os::fd::AsRawFd;
 
-use crate::network::{fdpass, Listener, NetworkEvent, Proxy, ProxyConfig};
+use crate::network::{Listener, NetworkEvent, Proxy, ProxyConfig};
 
 /// Where the proxy's socket appears inside the jail: a directory of the jail's own root, which
 /// no `hide` entry can cover.
@@ -45,6 +44,10 @@ impl Egress {
             dir,
             listener: Some(listener),
         })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -143,11 +146,5 @@ impl RunningProxy {
 /// the proxy over its socket; the proxy then reads and writes the job's socket itself. Runs in
 /// a thread of the jail's init, which forks nothing after starting it.
 pub fn forward(listener: std::net::TcpListener, socket: PathBuf) {
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            if let Ok(carrier) = std::os::unix::net::UnixStream::connect(&socket) {
-                let _ = fdpass::send_fd(&carrier, client.as_raw_fd());
-            }
-        }
-    });
+    std::thread::spawn(move || crate::network::forwarder::forward_connections(&listener, &socket));
 }

@@ -1,6 +1,7 @@
 //! Network isolation beyond "none": the allowlist rules and the egress proxy that enforces them.
 
 pub mod fdpass;
+pub mod forwarder;
 pub mod proxy;
 pub mod rules;
 pub mod splice;
