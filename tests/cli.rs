@@ -258,6 +258,45 @@ impl Unprivileged {
         ws
     }
 
+    /// `exec --backend native --profile standard --output json -- sh -c SCRIPT` on `workspace`,
+    /// from `cwd`; `None` (a skip) when this host gives the user no user namespaces.
+    fn standard_job(&self, workspace: &Path, script: &str, cwd: &Path) -> Option<Ran> {
+        let workspace = workspace.to_str().expect("utf-8");
+        let ran = self.run(
+            &[
+                "exec",
+                "--backend",
+                "native",
+                "--profile",
+                "standard",
+                "--workspace",
+                workspace,
+                "--output",
+                "json",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            cwd,
+        );
+        if ran.code != 0 {
+            let doctor = self.doctor(cwd);
+            if doctor["user_namespaces"]["available"] == false {
+                common::skip(&format!(
+                    "user namespaces unavailable for uid {}: {}",
+                    self.uid, doctor["user_namespaces"]["detail"]
+                ));
+                return None;
+            }
+            panic!(
+                "a rootless job failed though user namespaces are available\n{ran:?}\n\
+                 doctor: {doctor:#}"
+            );
+        }
+        Some(ran)
+    }
+
     fn doctor(&self, cwd: &Path) -> Value {
         let ran = self.run(&["doctor", "--output", "json"], cwd);
         assert_eq!(ran.code, 0, "{ran:?}");
@@ -696,35 +735,10 @@ fn rootless_job_runs_in_a_user_namespace() {
         return;
     };
     let ws = user.workspace();
-    let ran = user.run(
-        &[
-            "exec",
-            "--backend",
-            "native",
-            "--profile",
-            "standard",
-            "--workspace",
-            ws.path().to_str().expect("utf-8"),
-            "--output",
-            "json",
-            "--",
-            "sh",
-            "-c",
-            "id -u; touch /workspace/made_by_job",
-        ],
-        ws.path(),
-    );
-    if ran.code != 0 {
-        let doctor = user.doctor(ws.path());
-        if doctor["user_namespaces"]["available"] == false {
-            common::skip(&format!(
-                "user namespaces unavailable for uid {}: {}",
-                user.uid, doctor["user_namespaces"]["detail"]
-            ));
-            return;
-        }
-        panic!("a rootless job failed though user namespaces are available\n{ran:?}\ndoctor: {doctor:#}");
-    }
+    let Some(ran) = user.standard_job(ws.path(), "id -u; touch /workspace/made_by_job", ws.path())
+    else {
+        return;
+    };
     let outcome = ran.outcome();
     assert_eq!(outcome["isolation"]["user_ns"], true, "{ran:?}");
     let namespaces = outcome["isolation"]["namespaces"]
@@ -797,35 +811,13 @@ fn rootless_job_on_a_tree_it_does_not_own_says_so() {
     std::fs::set_permissions(ws.path(), PermissionsExt::from_mode(0o755)).expect("chmod");
     // The user's own directory to start from (it is their HOME, where the audit log goes).
     let home = user.workspace();
-    let ran = user.run(
-        &[
-            "exec",
-            "--backend",
-            "native",
-            "--profile",
-            "standard",
-            "--workspace",
-            ws.path().to_str().expect("utf-8"),
-            "--output",
-            "json",
-            "--",
-            "sh",
-            "-c",
-            "ls >/dev/null && echo read; touch made || echo refused",
-        ],
+    let Some(ran) = user.standard_job(
+        ws.path(),
+        "ls >/dev/null && echo read; touch made || echo refused",
         home.path(),
-    );
-    if ran.code != 0 {
-        let doctor = user.doctor(home.path());
-        if doctor["user_namespaces"]["available"] == false {
-            common::skip(&format!(
-                "user namespaces unavailable for uid {}: {}",
-                user.uid, doctor["user_namespaces"]["detail"]
-            ));
-            return;
-        }
-        panic!("a rootless job failed though user namespaces are available\n{ran:?}");
-    }
+    ) else {
+        return;
+    };
     let outcome = ran.outcome();
     assert_eq!(outcome["stdout"], "read\nrefused\n", "{ran:?}");
     let notes = outcome["notes"].to_string();

@@ -284,15 +284,8 @@ impl Drop for Scratch {
 /// Scratch directories whose `sandbox` is gone (killed before it could clean up): their mounts
 /// detached, the directories removed, and named in the result.
 pub fn remove_leftovers() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return Vec::new();
-    };
-    let leftovers = entries.filter_map(Result::ok).filter_map(|entry| {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let job_id = name.strip_prefix(SCRATCH_PREFIX)?;
-        crate::spec::supervisor_is_gone(job_id).then(|| entry.path())
-    });
-    leftovers
+    crate::spec::orphaned_dirs(SCRATCH_PREFIX)
+        .into_iter()
         .filter(|dir| {
             // A recursive detach takes every mount below along; a directory that is not a
             // mount point (a copy view) just fails with EINVAL.

@@ -574,6 +574,22 @@ fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
     Ok(canonical)
 }
 
+/// The directories `<temp dir>/<prefix><job id>` whose `sandbox` has ended (see
+/// `supervisor_is_gone`): what a killed `sandbox` left for `gc`.
+pub fn orphaned_dirs(prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let job_id = name.strip_prefix(prefix)?;
+            supervisor_is_gone(job_id).then(|| entry.path())
+        })
+        .collect()
+}
+
 /// Whether the `sandbox` process that ran job `job_id` has ended (ids carry its pid in hex,
 /// see `new_job_id`). A pid now used by another program counts as ended; one used by another
 /// `sandbox` counts as running, which errs on the side of leaving things alone.

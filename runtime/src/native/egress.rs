@@ -97,16 +97,8 @@ const EGRESS_PREFIX: &str = "sandbox-egress-";
 
 /// Proxy directories whose `sandbox` is gone: removed, and named in the result.
 pub fn remove_leftovers() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let job_id = name.strip_prefix(EGRESS_PREFIX)?;
-            crate::spec::supervisor_is_gone(job_id).then(|| entry.path())
-        })
+    crate::spec::orphaned_dirs(EGRESS_PREFIX)
+        .into_iter()
         .filter(|dir| std::fs::remove_dir_all(dir).is_ok())
         .collect()
 }

@@ -266,16 +266,8 @@ pub fn unavailable_note(workspace: &Path, map: IdMap, error: &SandboxError) -> S
 /// Idmapped workspaces whose `sandbox` is gone (killed before it could clean up): detached,
 /// their directories removed, and named in the result.
 pub fn remove_leftovers() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let job_id = name.strip_prefix(VIEW_PREFIX)?;
-            crate::spec::supervisor_is_gone(job_id).then(|| entry.path())
-        })
+    crate::spec::orphaned_dirs(VIEW_PREFIX)
+        .into_iter()
         .filter(|dir| {
             // The detach takes the idmapped mount inside along; a directory whose tmpfs was
             // never mounted just fails with EINVAL.
