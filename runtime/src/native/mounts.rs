@@ -703,44 +703,25 @@ fn bind(source: &Path, target: &Path, recursive: bool) -> Result<(), SandboxErro
 /// Makes a mount and every mount below it read-only, nosuid and nodev-preserving, in one call.
 /// A plain `MS_REMOUNT|MS_RDONLY` would leave submounts (a host /dev/shm, say) writable.
 fn set_read_only_recursive(target: &Path) -> Result<(), SandboxError> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    use crate::ownership::sys::{mount_setattr, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
     let path = CString::new(target.as_os_str().as_bytes())
         .map_err(|_| SandboxError::Setup(format!("{} contains a NUL byte", target.display())))?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `path` is a valid NUL-terminated string and `attr` a properly laid-out
-    // `struct mount_attr` that outlives the call; the kernel only reads both.
-    #[allow(unsafe_code)]
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if result != 0 {
-        let errno = nix::errno::Errno::last();
-        return Err(SandboxError::sys(
-            format!("mount_setattr({}, AT_RECURSIVE, RDONLY) (Linux 5.12+ is needed for a read-only root)", target.display()),
+    mount_setattr(
+        libc::AT_FDCWD,
+        &path,
+        libc::AT_RECURSIVE as libc::c_uint,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        None,
+    )
+    .map_err(|errno| {
+        SandboxError::sys(
+            format!(
+                "mount_setattr({}, AT_RECURSIVE, RDONLY) (Linux 5.12+ is needed for a read-only root)",
+                target.display()
+            ),
             errno,
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn remount_read_only(target: &Path) -> Result<(), SandboxError> {

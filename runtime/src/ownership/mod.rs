@@ -14,7 +14,7 @@
 //! nosuid and nodev, the seccomp filter refuses set-uid/set-gid modes and device nodes
 //! (`native::seccomp`), and write-back drops set-id bits.
 
-mod sys;
+pub(crate) mod sys;
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};

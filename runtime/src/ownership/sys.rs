@@ -31,6 +31,39 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// `mount_setattr(dirfd, path, flags, {attr_set: set, userns_fd})`: the one call behind the
+/// jail's read-only root and the workspace's idmap.
+pub fn mount_setattr(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    set: u64,
+    userns_fd: Option<libc::c_int>,
+) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns_fd.map_or(0, |fd| fd as u64),
+    };
+    // SAFETY: `path` is NUL-terminated and `attr` a properly laid-out `struct mount_attr`, both
+    // outliving the call; the kernel only reads them.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if result != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 fn c_path(path: &Path) -> Result<CString, SandboxError> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| SandboxError::Setup(format!("{} contains a NUL byte", path.display())))
@@ -68,33 +101,22 @@ pub fn set_idmap(
     set: u64,
     what: &Path,
 ) -> Result<(), SandboxError> {
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: `tree` is an open mount descriptor, the empty path is a static NUL-terminated
-    // string and `attr` a properly laid-out `struct mount_attr`; the kernel only reads them.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if result != 0 {
-        return Err(SandboxError::sys(
+    mount_setattr(
+        tree.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as libc::c_uint,
+        MOUNT_ATTR_IDMAP | set,
+        Some(userns.as_raw_fd()),
+    )
+    .map_err(|errno| {
+        SandboxError::sys(
             format!(
                 "mount_setattr(clone of {}, MOUNT_ATTR_IDMAP)",
                 what.display()
             ),
-            Errno::last(),
-        ));
-    }
+            errno,
+        )
+    })?;
     Ok(())
 }
 
