@@ -388,8 +388,11 @@ fn cargo_test_offline_runs_in_strict(backend: Backend) {
         "strict",
         "--workspace",
     ]);
+    let result = tempfile::NamedTempFile::new().expect("tempfile");
     command
         .arg(ws.path())
+        .arg("--result")
+        .arg(result.path())
         .args(["--", "cargo", "test", "--offline"])
         .env_remove("RUSTUP_HOME")
         .env_remove("RUSTUP_TOOLCHAIN")
@@ -398,6 +401,17 @@ fn cargo_test_offline_runs_in_strict(backend: Backend) {
     let ran = run_within(&mut command, JOB_TIME);
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(ran.stdout.contains("test knows_its_os ... ok"), "{ran:?}");
+    let outcome = common::outcome_from(&std::fs::read(result.path()).expect("the Outcome"));
+    assert!(
+        outcome["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|note| note.as_str().is_some_and(|n| n
+                .contains("toolchains under a hidden home")
+                && n.contains("rustup"))),
+        "the Outcome says what of the home was shown: {outcome:#}"
+    );
 }
 
 /// The group of the Docker socket, for an unprivileged user allowed to use the engine.

@@ -271,6 +271,17 @@ impl Outcome {
                 path: spec.workspace.display().to_string(),
                 ..WorkspaceReport::default()
             },
+            // What of a hidden home the job was shown, so nobody wonders why `cargo` runs.
+            notes: (!spec.toolchains.is_empty())
+                .then(|| {
+                    format!(
+                        "toolchains under a hidden home, shown read-only (credentials stay \
+                         hidden): {}",
+                        spec.toolchains.join(", ")
+                    )
+                })
+                .into_iter()
+                .collect(),
             ..Outcome::blank(spec.id.clone(), &spec.profile, spec.command.clone())
         }
     }
