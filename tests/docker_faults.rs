@@ -3,10 +3,10 @@
 //! one. Each says what happened, exits 125 when the sandbox failed, and leaves nothing behind
 //! that `sandbox gc` cannot remove.
 //!
-//! The engine faults stop and restart `dockerd`, which every other docker test needs: they run
-//! only with SANDBOX_TEST_ENGINE_FAULTS=1 (scripts/test sets it), as root, and hold a lock
-//! that keeps this file's other tests out meanwhile. Run test binaries one at a time (as
-//! `cargo test` does), never beside other docker tests.
+//! The engine faults stop and kill a `dockerd` of the test's own (its own socket, data root,
+//! exec root and pid file, started and stopped by the test): the machine's engine, which every
+//! other docker test uses, is never signalled. They need root and run only with
+//! SANDBOX_TEST_ENGINE_FAULTS=1 (scripts/test sets it), as starting an engine takes a while.
 
 #![expect(clippy::expect_used, reason = "test fixtures fail loudly")]
 
@@ -16,22 +16,12 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use common::{sandbox, Backend, Ran, Workspace, SANDBOX};
 use serde_json::Value;
 
-/// The engine-fault test takes it for writing; every other test here for reading.
-static ENGINE: RwLock<()> = RwLock::new(());
-
 const SANDBOX_FAILED: i32 = 125;
-
-fn engine_shared() -> RwLockReadGuard<'static, ()> {
-    ENGINE
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Whether the docker tests can run: an engine must answer (the image matters only to some).
 fn engine_answers() -> bool {
@@ -51,6 +41,7 @@ fn path_str(path: &Path) -> &str {
 // ---------------------------------------------------------------------------------------------
 // The engine's HTTP API over its unix socket, for looking at containers from outside.
 
+/// The machine's engine socket (DOCKER_HOST, or the default).
 fn engine_socket() -> PathBuf {
     let host = std::env::var("DOCKER_HOST").unwrap_or_default();
     PathBuf::from(
@@ -59,9 +50,9 @@ fn engine_socket() -> PathBuf {
     )
 }
 
-/// `GET path` on the engine; `None` when it does not answer or not with JSON.
-fn engine_get(path: &str) -> Option<Value> {
-    let mut stream = std::os::unix::net::UnixStream::connect(engine_socket()).ok()?;
+/// `GET path` on the engine at `socket`; `None` when it does not answer or not with JSON.
+fn engine_get_at(socket: &Path, path: &str) -> Option<Value> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
@@ -74,8 +65,13 @@ fn engine_get(path: &str) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
-/// Containers (running or not) labelled `key=value`.
-fn containers_labelled(key: &str, value: &str) -> Vec<Value> {
+/// `GET path` on the machine's engine.
+fn engine_get(path: &str) -> Option<Value> {
+    engine_get_at(&engine_socket(), path)
+}
+
+/// Containers (running or not) labelled `key=value`, on the engine at `socket`.
+fn containers_labelled(socket: &Path, key: &str, value: &str) -> Vec<Value> {
     let filters = format!(r#"{{"label":["{key}={value}"]}}"#);
     let encoded: String = filters
         .bytes()
@@ -84,7 +80,7 @@ fn containers_labelled(key: &str, value: &str) -> Vec<Value> {
             other => format!("%{other:02X}"),
         })
         .collect();
-    engine_get(&format!("/containers/json?all=1&filters={encoded}"))
+    engine_get_at(socket, &format!("/containers/json?all=1&filters={encoded}"))
         .and_then(|list| list.as_array().cloned())
         .unwrap_or_default()
 }
@@ -119,7 +115,6 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn missing_image_exits_125_and_says_to_build_it() {
-    let _engine = engine_shared();
     if !engine_answers() {
         return;
     }
@@ -153,7 +148,6 @@ fn missing_image_exits_125_and_says_to_build_it() {
 
 #[test]
 fn missing_workspace_exits_125_naming_the_path() {
-    let _engine = engine_shared();
     let ran = sandbox(&[
         "exec",
         "--backend",
@@ -171,7 +165,6 @@ fn missing_workspace_exits_125_naming_the_path() {
 /// engine's logs (the container has no log driver), so the engine's disk does not fill up.
 #[test]
 fn output_flood_is_bounded_and_never_logged_by_the_engine() {
-    let _engine = engine_shared();
     if let Some(reason) = Backend::Docker.unavailable() {
         common::skip(&reason);
         return;
@@ -194,7 +187,7 @@ fn output_flood_is_bounded_and_never_logged_by_the_engine() {
         .expect("start sandbox");
     let pid = child.id().to_string();
     let flooded = wait_until(Duration::from_secs(240), || ws.file("flooded").exists());
-    let containers = containers_labelled("sandbox.pid", &pid);
+    let containers = containers_labelled(&engine_socket(), "sandbox.pid", &pid);
     let inspected = containers
         .first()
         .and_then(|c| c["Id"].as_str())
@@ -234,7 +227,7 @@ fn output_flood_is_bounded_and_never_logged_by_the_engine() {
     assert_eq!(run.limits_hit(), ["output"], "{shown:#}");
     assert!(captured > 0 && captured <= 16 << 20, "{shown:#}");
     assert!(
-        containers_labelled("sandbox.pid", &pid).is_empty(),
+        containers_labelled(&engine_socket(), "sandbox.pid", &pid).is_empty(),
         "the container was left behind"
     );
 }
@@ -242,178 +235,175 @@ fn output_flood_is_bounded_and_never_logged_by_the_engine() {
 // ---------------------------------------------------------------------------------------------
 // The engine stopped, and killed mid-job
 
-/// The running `dockerd`: its pid and command line.
-fn dockerd() -> Option<(i32, Vec<String>)> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            if comm.trim() != "dockerd" || is_zombie(pid) {
-                return None;
-            }
-            let raw = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args = raw
-                .split(|b| *b == 0)
-                .filter(|arg| !arg.is_empty())
-                .map(|arg| String::from_utf8_lossy(arg).into_owned())
-                .collect();
-            Some((pid, args))
-        })
-        .next()
+/// A `dockerd` of the test's own: socket, data root, exec root, pid file and log in a
+/// directory of its own, no bridge and no iptables rules (its jobs have no network), started as
+/// the test's child. Stopping or killing it touches nothing of the machine's engine; dropping it
+/// stops it (and with it its containerd).
+struct PrivateEngine {
+    dir: tempfile::TempDir,
+    dockerd: Option<std::process::Child>,
 }
 
-/// A killed dockerd whose parent (init, here) has not reaped it yet.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, after) = stat.rsplit_once(')')?;
-            after.split_whitespace().next().map(|state| state == "Z")
-        })
-        .unwrap_or(false)
-}
-
-fn engine_ready() -> bool {
-    engine_get("/version").is_some()
-}
-
-/// Keeps the engine running for everyone else: whatever a fault test does (or however it
-/// panics), the engine is started again when the guard goes.
-struct EngineGuard {
-    command: Vec<String>,
-}
-
-impl EngineGuard {
-    fn stop(&self, signal: nix::sys::signal::Signal) {
-        let (pid, _) = dockerd().expect("dockerd runs");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal dockerd");
-        let gone = wait_until(Duration::from_secs(60), || {
-            std::fs::metadata(format!("/proc/{pid}")).is_err() || is_zombie(pid)
-        });
-        assert!(gone, "dockerd ({pid}) did not stop on {signal}");
+impl PrivateEngine {
+    /// Starts the engine and imports the built-in profiles' image into it.
+    fn new() -> PrivateEngine {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbox-engine-")
+            .tempdir()
+            .expect("tempdir");
+        let mut engine = PrivateEngine { dir, dockerd: None };
+        engine.start();
+        let built = sandbox_with(&engine, &["image", "build", "--from", "host"]);
+        assert_eq!(
+            built.code, 0,
+            "importing the image into the private engine: {built:?}"
+        );
+        engine
     }
 
-    fn start(&self) {
-        if dockerd().is_none() {
-            self.remove_stale_pid_files();
-            // Started in the background by a shell that exits at once, so that dockerd is
-            // nobody's child here (no zombie, no signal of the test harness reaches it).
-            let started = Command::new("sh")
-                .args([
-                    "-c",
-                    "\"$@\" >>/var/log/dockerd.log 2>&1 </dev/null &",
-                    "sh",
-                ])
-                .args(&self.command)
-                .process_group(0)
-                .status()
-                .expect("start dockerd");
-            assert!(started.success(), "starting {:?}: {started}", self.command);
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn ready(&self) -> bool {
+        engine_get_at(&self.socket(), "/version").is_some()
+    }
+
+    fn start(&mut self) {
+        assert!(self.dockerd.is_none(), "the private engine runs already");
+        // A killed dockerd leaves its pid files; a new one would take them for running daemons.
+        for stale in ["docker.pid", "exec/containerd/containerd.pid"] {
+            let _ = std::fs::remove_file(self.dir.path().join(stale));
         }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("dockerd.log"))
+            .expect("the private engine's log");
+        let root = self.dir.path();
+        let dockerd = Command::new("dockerd")
+            .arg("--host")
+            .arg(self.docker_host())
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("docker.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            // Its own group: a Ctrl-C of the test harness is not its business.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a private dockerd (scripts/setup installs docker.io)");
+        self.dockerd = Some(dockerd);
+        let ready = wait_until(Duration::from_secs(90), || self.ready());
         assert!(
-            wait_until(Duration::from_secs(90), engine_ready),
-            "the engine did not come back within 90s"
+            ready,
+            "the private engine did not answer within 90s: {}",
+            std::fs::read_to_string(root.join("dockerd.log")).unwrap_or_default()
         );
     }
-}
 
-impl EngineGuard {
-    /// A killed dockerd leaves its pid file and its containerd's, and while the dead processes
-    /// are not reaped yet (zombies of init's, which can take a while here) a new dockerd takes
-    /// them for running daemons: it refuses to start, or waits for a containerd that is gone.
-    fn remove_stale_pid_files(&self) {
-        let dockerd_pid_file = self
-            .command
-            .iter()
-            .position(|arg| arg == "-p" || arg == "--pidfile")
-            .and_then(|at| self.command.get(at + 1).cloned())
-            .or_else(|| {
-                self.command
-                    .iter()
-                    .find_map(|arg| arg.strip_prefix("--pidfile=").map(str::to_owned))
-            })
-            .unwrap_or_else(|| "/var/run/docker.pid".to_owned());
-        for pid_file in [
-            dockerd_pid_file.as_str(),
-            "/var/run/docker/containerd/containerd.pid",
-        ] {
-            let stale = std::fs::read_to_string(pid_file)
-                .ok()
-                .and_then(|text| text.trim().parse::<i32>().ok())
-                .is_some_and(|pid| {
-                    std::fs::metadata(format!("/proc/{pid}")).is_err() || is_zombie(pid)
-                });
-            if stale {
-                let _ = std::fs::remove_file(pid_file);
-            }
-        }
+    /// Sends `signal` to the private dockerd and reaps it.
+    fn stop(&mut self, signal: nix::sys::signal::Signal) {
+        let mut dockerd = self.dockerd.take().expect("the private engine runs");
+        let pid = nix::unistd::Pid::from_raw(dockerd.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal the private dockerd");
+        let _ = dockerd.wait();
     }
 }
 
-impl Drop for EngineGuard {
+impl Drop for PrivateEngine {
     fn drop(&mut self) {
-        if !engine_ready() {
-            self.start();
+        if self.dockerd.is_some() {
+            self.stop(nix::sys::signal::Signal::SIGTERM);
+        }
+        // dockerd makes its data root a mount of its own and leaves it: detach what is left
+        // below our directory (deepest first), so that the directory can go.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<PathBuf> = mountinfo
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .map(PathBuf::from)
+            .filter(|point| point.starts_with(self.dir.path()))
+            .collect();
+        mounts.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+        for point in mounts {
+            let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
 
-/// Both engine faults in one test, so that nothing else here runs while the engine is down:
-/// a job started with no engine exits 125 saying what to run (and `auto` runs natively
-/// instead); a job whose engine is killed under it exits 125, leaves the workspace as it was
-/// and no process running, and `gc` removes its container once the engine is back.
+/// `sandbox ARGS` against `engine`.
+fn sandbox_with(engine: &PrivateEngine, args: &[&str]) -> Ran {
+    common::run(
+        Command::new(SANDBOX)
+            .args(args)
+            .env("DOCKER_HOST", engine.docker_host())
+            .stdin(Stdio::null()),
+    )
+}
+
+/// Both engine faults, on an engine of the test's own: a job started with no engine exits 125
+/// saying what to run (and `auto` runs natively instead); a job whose engine is killed under it
+/// exits 125, leaves the workspace as it was and no process running, and `gc` removes its
+/// container once the engine is back.
 #[test]
 fn engine_stopped_or_killed_is_a_clean_125() {
     if std::env::var_os("SANDBOX_TEST_ENGINE_FAULTS").is_none_or(|v| v != "1") {
-        common::skip("stopping the Docker engine needs SANDBOX_TEST_ENGINE_FAULTS=1");
+        common::skip("starting an engine of the test's own needs SANDBOX_TEST_ENGINE_FAULTS=1");
         return;
     }
     if !nix::unistd::geteuid().is_root() {
-        common::skip("stopping and starting dockerd needs root");
+        common::skip("starting a private dockerd needs root");
         return;
     }
-    let _exclusive = ENGINE
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(reason) = Backend::Docker.unavailable() {
-        common::skip(&reason);
-        return;
-    }
-    let (_, command) = dockerd().expect("the engine answers, so dockerd runs here");
-    let guard = EngineGuard { command };
+    let machine = dockerd_pids();
+    let mut engine = PrivateEngine::new();
 
     // 1. Stopped before the job.
-    guard.stop(nix::sys::signal::Signal::SIGTERM);
+    engine.stop(nix::sys::signal::Signal::SIGTERM);
     let ws = Workspace::new();
     let workspace = path_str(ws.path());
-    let ran = sandbox(&[
-        "exec",
-        "--backend",
-        "docker",
-        "--workspace",
-        workspace,
-        "--",
-        "sh",
-        "-c",
-        "touch /workspace/ran",
-    ]);
+    let ran = sandbox_with(
+        &engine,
+        &[
+            "exec",
+            "--backend",
+            "docker",
+            "--workspace",
+            workspace,
+            "--",
+            "sh",
+            "-c",
+            "touch /workspace/ran",
+        ],
+    );
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
     assert!(ran.stderr.contains("no Docker engine answered"), "{ran:?}");
     assert!(ran.stderr.contains("scripts/setup"), "{ran:?}");
     assert!(!ws.file("ran").exists(), "the job ran anyway");
-    let auto = sandbox(&[
-        "exec",
-        "--backend",
-        "auto",
-        "--output",
-        "json",
-        "--workspace",
-        workspace,
-        "--",
-        "true",
-    ]);
+    let auto = sandbox_with(
+        &engine,
+        &[
+            "exec",
+            "--backend",
+            "auto",
+            "--output",
+            "json",
+            "--workspace",
+            workspace,
+            "--",
+            "true",
+        ],
+    );
     assert_eq!(auto.code, 0, "{auto:?}");
     let outcome = common::outcome_from(auto.stdout.as_bytes());
     assert_eq!(outcome["backend"], "native", "{auto:?}");
@@ -423,7 +413,7 @@ fn engine_stopped_or_killed_is_a_clean_125() {
             .is_some_and(|why| why.contains("no Docker engine answered")),
         "{auto:?}"
     );
-    guard.start();
+    engine.start();
 
     // 2. Killed in the middle of a job.
     let ws = Workspace::new();
@@ -438,6 +428,7 @@ fn engine_stopped_or_killed_is_a_clean_125() {
             "-c",
             "touch /workspace/started; while true; do echo tick >> /workspace/ticks; sleep 0.05; done",
         ])
+        .env("DOCKER_HOST", engine.docker_host())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -448,7 +439,7 @@ fn engine_stopped_or_killed_is_a_clean_125() {
         wait_until(Duration::from_secs(60), || ws.file("started").exists()),
         "the job did not start"
     );
-    guard.stop(nix::sys::signal::Signal::SIGKILL);
+    engine.stop(nix::sys::signal::Signal::SIGKILL);
     let output = child.wait_with_output().expect("wait for sandbox");
     let ran = Ran::from(output);
     assert_eq!(ran.code, SANDBOX_FAILED, "{ran:?}");
@@ -469,22 +460,49 @@ fn engine_stopped_or_killed_is_a_clean_125() {
     );
 
     // 3. The engine is back: its record of the container is `gc`'s to remove.
-    guard.start();
+    engine.start();
+    let socket = engine.socket();
     assert!(
-        !containers_labelled("sandbox.pid", &supervisor).is_empty(),
+        !containers_labelled(&socket, "sandbox.pid", &supervisor).is_empty(),
         "expected the engine to still know the container of the killed job"
     );
-    let removed = sandbox_gc();
+    let removed = sandbox_gc(&engine);
     assert!(!removed.is_empty(), "gc removed nothing");
     assert!(
-        containers_labelled("sandbox.pid", &supervisor).is_empty(),
+        containers_labelled(&socket, "sandbox.pid", &supervisor).is_empty(),
         "gc left the container behind (it removed {removed:?})"
+    );
+    drop(engine);
+    assert_eq!(
+        dockerd_pids(),
+        machine,
+        "the machine's dockerd is not the one it was before the test"
     );
 }
 
-/// `sandbox gc --output json`: what it removed.
-fn sandbox_gc() -> Vec<String> {
-    let ran = sandbox(&["gc", "--output", "json"]);
+/// The pids of every running dockerd but ours: the machine's engine, which must outlive us.
+fn dockerd_pids() -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "dockerd").then_some(pid)
+        })
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| !cmdline.contains("sandbox-engine-"))
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// `sandbox gc --output json` against `engine`: what it removed.
+fn sandbox_gc(engine: &PrivateEngine) -> Vec<String> {
+    let ran = sandbox_with(engine, &["gc", "--output", "json"]);
     assert_eq!(ran.code, 0, "{ran:?}");
     let report: Value = serde_json::from_str(&ran.stdout).expect("gc prints JSON");
     report["removed"]
