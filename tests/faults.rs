@@ -48,6 +48,8 @@ fn a_full_workspace_filesystem_writes_back_nothing() {
     let Some(ran) = in_own_mounts(
         r#"
 ws=$(mktemp -d /tmp/sandbox-full-ws.XXXXXX)
+# The directory is on the host's /tmp; only the mount is this namespace's.
+trap 'umount "$ws"; rmdir "$ws"' EXIT
 mount -t tmpfs -o size=256k tmpfs "$ws"
 chmod 0777 "$ws"
 echo original > "$ws/keep.txt"
