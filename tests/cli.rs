@@ -254,7 +254,7 @@ impl Unprivileged {
     /// A workspace of this user's own, as an unprivileged user's checkout is: 0700 and theirs.
     fn workspace(&self) -> Workspace {
         let ws = Workspace::new();
-        std::os::unix::fs::chown(ws.path(), Some(self.uid), Some(self.uid)).expect("chown");
+        ws.give_to(self.uid, self.uid);
         ws
     }
 
@@ -295,6 +295,19 @@ impl Unprivileged {
             );
         }
         Some(ran)
+    }
+
+    /// Whether cgroups are delegated to this user here (the test, which needs them not to be,
+    /// then skips saying `so WHY`).
+    fn has_delegated_cgroup(&self, cwd: &Path, why: &str) -> bool {
+        let delegated = self.doctor(cwd)["cgroup"]["available"] == true;
+        if delegated {
+            common::skip(&format!(
+                "cgroups are delegated to uid {} here, so {why}",
+                self.uid
+            ));
+        }
+        delegated
     }
 
     fn doctor(&self, cwd: &Path) -> Value {
@@ -607,12 +620,7 @@ fn refuses_strict_where_cgroups_are_not_delegated() {
         return;
     };
     let ws = user.workspace();
-    let doctor = user.doctor(ws.path());
-    if doctor["cgroup"]["available"] == true {
-        common::skip(&format!(
-            "cgroups are delegated to uid {} here, so strict cannot be refused for them",
-            user.uid
-        ));
+    if user.has_delegated_cgroup(ws.path(), "strict cannot be refused for them") {
         return;
     }
     let workspace = ws.path().to_str().expect("utf-8");
@@ -642,12 +650,7 @@ fn an_unenforceable_memory_limit_is_named_not_silent() {
         return;
     };
     let ws = user.workspace();
-    let doctor = user.doctor(ws.path());
-    if doctor["cgroup"]["available"] == true {
-        common::skip(&format!(
-            "cgroups are delegated to uid {} here, so its memory limit is enforced",
-            user.uid
-        ));
+    if user.has_delegated_cgroup(ws.path(), "its memory limit is enforced") {
         return;
     }
     let ran = user.run(
@@ -670,12 +673,15 @@ fn an_unenforceable_memory_limit_is_named_not_silent() {
         ],
         ws.path(),
     );
-    if ran.code != 0 && doctor["user_namespaces"]["available"] == false {
-        common::skip(&format!(
-            "user namespaces unavailable for uid {}: {}",
-            user.uid, doctor["user_namespaces"]["detail"]
-        ));
-        return;
+    if ran.code != 0 {
+        let doctor = user.doctor(ws.path());
+        if doctor["user_namespaces"]["available"] == false {
+            common::skip(&format!(
+                "user namespaces unavailable for uid {}: {}",
+                user.uid, doctor["user_namespaces"]["detail"]
+            ));
+            return;
+        }
     }
     let outcome = ran.outcome();
     assert_eq!(outcome["stdout"], "allocated 200\n", "{ran:?}");
